@@ -1,0 +1,88 @@
+"""LangChain chat model for the Lunar LLM API, built for token-by-token streaming.
+
+Names are imported on first use, so that ``langchain_lunar.testing`` (and its pytest plugin,
+which pytest loads in every session where this package is installed) stays cheap to import.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from langchain_lunar._version import __version__
+
+if TYPE_CHECKING:
+    from langchain_lunar._exceptions import (
+        APIConnectionError,
+        APIError,
+        APITimeoutError,
+        AuthenticationError,
+        BadRequestError,
+        ContextLengthExceededError,
+        GatewayTimeoutError,
+        LunarError,
+        MalformedResponseError,
+        NotFoundError,
+        PermissionDeniedError,
+        RateLimitError,
+        ServerError,
+        ServiceUnavailableError,
+        StreamInterruptedError,
+        UnprocessableEntityError,
+    )
+    from langchain_lunar.chat_models import ChatLunar
+
+_EXCEPTIONS = "langchain_lunar._exceptions"
+_EXPORTS = {
+    "ChatLunar": "langchain_lunar.chat_models",
+    "APIConnectionError": _EXCEPTIONS,
+    "APIError": _EXCEPTIONS,
+    "APITimeoutError": _EXCEPTIONS,
+    "AuthenticationError": _EXCEPTIONS,
+    "BadRequestError": _EXCEPTIONS,
+    "ContextLengthExceededError": _EXCEPTIONS,
+    "GatewayTimeoutError": _EXCEPTIONS,
+    "LunarError": _EXCEPTIONS,
+    "MalformedResponseError": _EXCEPTIONS,
+    "NotFoundError": _EXCEPTIONS,
+    "PermissionDeniedError": _EXCEPTIONS,
+    "RateLimitError": _EXCEPTIONS,
+    "ServerError": _EXCEPTIONS,
+    "ServiceUnavailableError": _EXCEPTIONS,
+    "StreamInterruptedError": _EXCEPTIONS,
+    "UnprocessableEntityError": _EXCEPTIONS,
+}
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ChatLunar",
+    "ContextLengthExceededError",
+    "GatewayTimeoutError",
+    "LunarError",
+    "MalformedResponseError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ServerError",
+    "ServiceUnavailableError",
+    "StreamInterruptedError",
+    "UnprocessableEntityError",
+    "__version__",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'langchain_lunar' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,218 @@
+"""Turn an error status, or an error event inside a stream, into the typed error for it."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from langchain_lunar._exceptions import (
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    ContextLengthExceededError,
+    GatewayTimeoutError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+    ServiceUnavailableError,
+    UnprocessableEntityError,
+)
+
+_BY_STATUS: dict[int, type[APIError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+    503: ServiceUnavailableError,
+    504: GatewayTimeoutError,
+}
+
+# An in-stream error event may name its kind by `type` instead of a numeric `code`.
+_STATUS_BY_TYPE = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "rate_limit_error": 429,
+    "rate_limit_exceeded": 429,
+    "server_error": 500,
+    "api_error": 500,
+    "overloaded_error": 503,
+    "timeout_error": 504,
+}
+
+_CONTEXT_OVERFLOW_MARKERS = (
+    "context_length_exceeded",
+    "context length",
+    "context window",
+    "maximum context",
+    "too many tokens",
+    "prompt is too long",
+)
+
+_SNIPPET_CHARS = 500
+
+
+def error_from_response(
+    status_code: int,
+    content: bytes,
+    headers: Mapping[str, str],
+    *,
+    reason: str = "",
+    secret: str | None = None,
+) -> APIError:
+    """Build the error for an HTTP response whose status is 400 or above."""
+    if secret:
+        content = content.replace(secret.encode(), b"**********")
+    body = _parse_body(content)
+    message = _message_from_body(body) or reason or f"HTTP {status_code}"
+    return _build(
+        status_code,
+        message,
+        body,
+        request_id=headers.get("x-request-id"),
+        retry_after=parse_retry_after(headers, body),
+    )
+
+
+def error_from_event(payload: Mapping[str, Any], *, secret: str | None = None) -> APIError:
+    """Build the error for ``data: {"error": ...}`` received inside a 200 stream."""
+    if secret and secret in json.dumps(payload):
+        payload = json.loads(redact(json.dumps(payload), secret))
+    error = payload.get("error")
+    details: Mapping[str, Any] = error if isinstance(error, Mapping) else {}
+    status = _status_of_event(details)
+    message = _message_from_body(payload) or "The server sent an error event without a message"
+    return _build(
+        status,
+        message,
+        dict(payload),
+        request_id=None,
+        retry_after=parse_retry_after({}, payload),
+    )
+
+
+def parse_retry_after(headers: Mapping[str, str], body: Any = None) -> float | None:
+    """Seconds the server asked to wait: ``retry-after-ms``, ``Retry-After`` or ``retry_after``.
+
+    ``Retry-After`` may be seconds or an HTTP date. Returns None when the server did not say,
+    or said something that is not a finite, non-negative wait.
+    """
+    milliseconds = _finite(headers.get("retry-after-ms"))
+    if milliseconds is not None:
+        return milliseconds / 1000
+    header = headers.get("retry-after")
+    if header is not None:
+        seconds = _finite(header)
+        if seconds is None:
+            seconds = _seconds_until(header)
+        if seconds is not None:
+            return seconds
+    if isinstance(body, Mapping):
+        error = body.get("error")
+        for holder in (body, error if isinstance(error, Mapping) else {}):
+            seconds = _finite(holder.get("retry_after"))
+            if seconds is not None:
+                return seconds
+    return None
+
+
+def redact(text: str, secret: str | None) -> str:
+    """Replace every occurrence of the API key in ``text``: servers sometimes echo it back."""
+    if secret and secret in text:
+        return text.replace(secret, "**********")
+    return text
+
+
+def _build(
+    status: int | None,
+    message: str,
+    body: Any,
+    *,
+    request_id: str | None,
+    retry_after: float | None,
+) -> APIError:
+    if status == 429:
+        return RateLimitError(message, body=body, request_id=request_id, retry_after=retry_after)
+    cls = _BY_STATUS.get(status) if status is not None else None
+    if cls is None:
+        cls = ServerError if status is not None and status >= 500 else APIError
+    if cls is BadRequestError and _is_context_overflow(message, body):
+        cls = ContextLengthExceededError
+    return cls(message, status_code=status, body=body, request_id=request_id)
+
+
+def _parse_body(content: bytes) -> Any:
+    if not content:
+        return None
+    try:
+        return json.loads(content)
+    except ValueError:
+        return content.decode("utf-8", errors="replace")
+
+
+def _message_from_body(body: Any) -> str | None:
+    """The server's explanation: ``error.message``, ``error``, ``detail``, ``message`` or text."""
+    if isinstance(body, str):
+        text = body.strip()
+        return text[:_SNIPPET_CHARS] + ("..." if len(text) > _SNIPPET_CHARS else "") or None
+    if not isinstance(body, Mapping):
+        return None
+    error = body.get("error")
+    if isinstance(error, Mapping) and error.get("message"):
+        return str(error["message"])
+    if isinstance(error, str) and error:
+        return error
+    detail = body.get("detail")
+    if isinstance(detail, str) and detail:
+        return detail
+    if isinstance(detail, list) and detail:
+        # FastAPI-style validation errors: [{"loc": [...], "msg": "..."}].
+        return "; ".join(
+            str(item.get("msg", item)) if isinstance(item, Mapping) else str(item)
+            for item in detail
+        )
+    if body.get("message"):
+        return str(body["message"])
+    return None
+
+
+def _status_of_event(error: Mapping[str, Any]) -> int | None:
+    for key in ("code", "status", "status_code"):
+        value = error.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.isdigit():
+            return int(value)
+    kind = error.get("type") or error.get("code")
+    return _STATUS_BY_TYPE.get(kind) if isinstance(kind, str) else None
+
+
+def _is_context_overflow(message: str, body: Any) -> bool:
+    text = f"{message} {json.dumps(body) if isinstance(body, Mapping) else ''}".lower()
+    return any(marker in text for marker in _CONTEXT_OVERFLOW_MARKERS)
+
+
+def _finite(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) and number >= 0 else None
+
+
+def _seconds_until(http_date: str) -> float | None:
+    try:
+        moment = parsedate_to_datetime(http_date)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - time.time())

@@ -1,0 +1,53 @@
+"""Turn LangChain messages into the ``messages`` array of a Lunar request."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    ChatMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+    convert_to_openai_messages,
+)
+
+_ROLES = frozenset({"system", "user", "assistant", "tool"})
+_PART_TYPES = frozenset({"text", "image_url"})
+
+
+def to_lunar_messages(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
+    """Convert messages, raising a ``TypeError``/``ValueError`` that names anything unsupported.
+
+    Supported: system, human (text and image parts, in OpenAI form or as LangChain's standard
+    image blocks), AI (with tool calls), tool messages, and ``name`` on any of them.
+    """
+    for index, message in enumerate(messages):
+        if not isinstance(message, (SystemMessage, HumanMessage, AIMessage, ToolMessage)) and not (
+            isinstance(message, ChatMessage) and message.role in _ROLES
+        ):
+            raise TypeError(
+                f"messages[{index}] is a {type(message).__name__}, which Lunar does not take. "
+                "Use SystemMessage, HumanMessage, AIMessage or ToolMessage (or a ChatMessage "
+                f"with a role of {', '.join(sorted(_ROLES))})."
+            )
+    converted = convert_to_openai_messages(list(messages), pass_through_unknown_blocks=False)
+    for index, message_dict in enumerate(converted):
+        if message_dict["role"] not in _ROLES:
+            raise ValueError(
+                f"messages[{index}] has role {message_dict['role']!r}; Lunar takes "
+                f"{', '.join(sorted(_ROLES))}."
+            )
+        content = message_dict.get("content")
+        if isinstance(content, list):
+            for part_index, part in enumerate(content):
+                kind = part.get("type") if isinstance(part, dict) else type(part).__name__
+                if kind not in _PART_TYPES:
+                    raise ValueError(
+                        f"messages[{index}].content[{part_index}] is a {kind!r} part; Lunar "
+                        "takes text and image parts only. Remove it or turn it into text."
+                    )
+    return converted

@@ -1,0 +1,220 @@
+"""The state of one completion stream: SSE events in, ``ChatGenerationChunk`` objects out.
+
+It does no I/O, so the sync and async transports share it. Each event is handled once, on
+the per-token path, so the work there is kept to a few dict lookups and one message object.
+
+What it guarantees:
+- a chunk is emitted only when it carries something the caller needs (text or a tool-call
+  fragment); the role-only opening chunk and empty deltas are absorbed;
+- everything that describes the whole answer (finish reason, served model, fingerprint, usage,
+  Lunar's cost fields) goes on one final ``chunk_position="last"`` chunk, so usage is counted
+  exactly once even when a server repeats it on every chunk;
+- a line that is not JSON, an error event, or a stream that ends before both ``[DONE]`` and a
+  finish reason raises; once anything was delivered the error is a ``StreamInterruptedError``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from langchain_core.messages import AIMessageChunk
+from langchain_core.messages.tool import tool_call_chunk
+from langchain_core.outputs import ChatGenerationChunk
+
+from langchain_lunar._error_mapping import error_from_event, redact
+from langchain_lunar._exceptions import (
+    APIConnectionError,
+    LunarError,
+    MalformedResponseError,
+    StreamInterruptedError,
+)
+from langchain_lunar._responses import response_metadata, usage_to_metadata
+from langchain_lunar._sse import ServerSentEvent, SSEDecoder
+
+logger = logging.getLogger("langchain_lunar")
+
+_QUOTE_CHARS = 300
+
+
+class StreamAssembler:
+    """Builds the chunks of one streamed answer from its Server-Sent Events."""
+
+    __slots__ = (
+        "_decoder",
+        "_delivered",
+        "_fingerprint",
+        "_id",
+        "_requested_model",
+        "_secret",
+        "_served_model",
+        "_texts",
+        "_usage",
+        "done",
+        "finish_reason",
+    )
+
+    def __init__(self, requested_model: str, *, secret: str | None = None) -> None:
+        self._decoder = SSEDecoder()
+        self._requested_model = requested_model
+        self._secret = secret
+        self._served_model: str | None = None
+        self._fingerprint: str | None = None
+        self._id: str | None = None
+        self._usage: dict[str, Any] | None = None
+        self._texts: list[str] = []
+        self._delivered = False
+        self.done = False
+        self.finish_reason: str | None = None
+
+    @property
+    def model(self) -> str:
+        """The model the server says is answering, else the one requested."""
+        return self._served_model or self._requested_model
+
+    @property
+    def delivered(self) -> bool:
+        """Whether a chunk with text or a tool-call fragment has been emitted."""
+        return self._delivered
+
+    @property
+    def text(self) -> str:
+        """The text emitted so far."""
+        return "".join(self._texts)
+
+    def feed(self, data: bytes) -> list[ChatGenerationChunk]:
+        """Take the next bytes of the body; return the chunks they completed."""
+        chunks = []
+        for event in self._decoder.feed(data):
+            chunk = self.on_event(event)
+            if chunk is not None:
+                chunks.append(chunk)
+        return chunks
+
+    def close(self) -> list[ChatGenerationChunk]:
+        """The body has ended: return what was still pending, then the final chunk."""
+        chunks = []
+        for event in self._decoder.close():
+            chunk = self.on_event(event)
+            if chunk is not None:
+                chunks.append(chunk)
+        chunks.append(self.finish())
+        return chunks
+
+    def on_event(self, event: ServerSentEvent) -> ChatGenerationChunk | None:
+        """Handle one event; return the chunk to emit, if it carries anything."""
+        data = event.data
+        if self.done:
+            logger.warning("Ignoring an event the server sent after [DONE]: %.300r", data)
+            return None
+        if data == "[DONE]":
+            self.done = True
+            return None
+        try:
+            payload = json.loads(data)
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict):
+            raise self.fail(self._malformed("a data line that is not a JSON object", data))
+        if event.event == "error" or payload.get("error") is not None:
+            if "error" not in payload:
+                payload = {"error": payload}
+            raise self.fail(error_from_event(payload, secret=self._secret))
+
+        if self._id is None:
+            self._id = payload.get("id")
+        model = payload.get("model")
+        if model:
+            self._served_model = model
+        fingerprint = payload.get("system_fingerprint")
+        if fingerprint:
+            self._fingerprint = fingerprint
+        usage = payload.get("usage")
+        if usage:
+            # Servers that repeat usage send running totals: the last one is the answer's.
+            self._usage = usage
+
+        choices = payload.get("choices")
+        if not choices:
+            return None
+        choice = choices[0]
+        if len(choices) > 1 or choice.get("index", 0) != 0:
+            raise self.fail(self._malformed("more than one choice (ChatLunar asks for one)", data))
+        reason = choice.get("finish_reason")
+        if reason:
+            self.finish_reason = reason
+        delta = choice.get("delta")
+        if not delta:
+            return None
+        content = delta.get("content")
+        raw_tool_calls = delta.get("tool_calls")
+        if raw_tool_calls:
+            message = AIMessageChunk(
+                content=content or "",
+                id=self._id,
+                tool_call_chunks=[_tool_call_chunk(raw) for raw in raw_tool_calls],
+            )
+        elif content:
+            message = AIMessageChunk(content=content, id=self._id)
+        else:
+            return None
+        if content:
+            self._texts.append(content)
+        self._delivered = True
+        return ChatGenerationChunk(message=message)
+
+    def finish(self) -> ChatGenerationChunk:
+        """The final chunk, once the body has ended; raises if the answer is incomplete."""
+        if not self.done and self.finish_reason is None:
+            raise self.fail(
+                APIConnectionError(
+                    f"The stream from {self.model} ended without `data: [DONE]` and without "
+                    "a finish_reason, so the answer is incomplete"
+                )
+            )
+        usage = self._usage
+        message = AIMessageChunk(
+            content="",
+            id=self._id,
+            usage_metadata=usage_to_metadata(usage) if usage else None,
+            response_metadata=response_metadata(
+                model_name=self.model,
+                finish_reason=self.finish_reason,
+                system_fingerprint=self._fingerprint,
+                usage=usage,
+            ),
+            chunk_position="last",
+        )
+        generation_info = {"finish_reason": self.finish_reason} if self.finish_reason else None
+        return ChatGenerationChunk(message=message, generation_info=generation_info)
+
+    def fail(self, error: LunarError) -> LunarError:
+        """The error to raise for ``error``: itself, or a ``StreamInterruptedError`` wrapping it
+        once tokens have reached the caller (they cannot be taken back or replayed)."""
+        if not self._delivered:
+            return error
+        text = self.text
+        interrupted = StreamInterruptedError(
+            f"The stream from {self.model} broke after {len(text)} characters had been "
+            f"delivered: {error}",
+            text=text,
+            model=self.model,
+        )
+        interrupted.__cause__ = error
+        return interrupted
+
+    def _malformed(self, what: str, data: str) -> MalformedResponseError:
+        quoted = redact(data[:_QUOTE_CHARS], self._secret)
+        more = "..." if len(data) > _QUOTE_CHARS else ""
+        return MalformedResponseError(f"The stream from {self.model} sent {what}: {quoted!r}{more}")
+
+
+def _tool_call_chunk(raw: dict[str, Any]) -> Any:
+    function = raw.get("function") or {}
+    return tool_call_chunk(
+        name=function.get("name"),
+        args=function.get("arguments"),
+        id=raw.get("id"),
+        index=raw.get("index"),
+    )

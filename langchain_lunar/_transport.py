@@ -1,0 +1,211 @@
+"""HTTP for ChatLunar: pooled httpx clients, one request/response exchange, error translation."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import AsyncGenerator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
+
+from langchain_lunar._error_mapping import error_from_event, error_from_response, redact
+from langchain_lunar._exceptions import (
+    APIConnectionError,
+    APITimeoutError,
+    LunarError,
+    MalformedResponseError,
+)
+from langchain_lunar._responses import completion_to_result
+from langchain_lunar._streaming import StreamAssembler
+
+# As the openai SDK: enough for heavy concurrency on one model instance.
+_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionRequest:
+    """Everything needed to send one ``POST /chat/completions``."""
+
+    url: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+    timeout: httpx.Timeout
+    model: str
+    secret: str | None
+
+
+class ClientPool:
+    """The httpx clients of one ChatLunar instance, created on first use and then reused.
+
+    An ``httpx.AsyncClient`` holds connections bound to the event loop that opened them, so
+    there is one per running loop: successive ``asyncio.run()`` calls and threads that run
+    their own loops each get a working client. Clients of loops that have closed are dropped.
+    """
+
+    def __init__(self, timeout: httpx.Timeout) -> None:
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._sync: httpx.Client | None = None
+        self._async: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+
+    def sync_client(self) -> httpx.Client:
+        client = self._sync
+        if client is None:
+            with self._lock:
+                if self._sync is None:
+                    self._sync = httpx.Client(timeout=self._timeout, limits=_LIMITS)
+                client = self._sync
+        return client
+
+    def async_client(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        client = self._async.get(loop)
+        if client is None:
+            with self._lock:
+                for stale in [known for known in self._async if known.is_closed()]:
+                    del self._async[stale]
+                client = self._async.setdefault(
+                    loop, httpx.AsyncClient(timeout=self._timeout, limits=_LIMITS)
+                )
+        return client
+
+
+def translate_transport_error(error: httpx.HTTPError, secret: str | None) -> LunarError:
+    """Map an httpx exception to ours, chained to it; the text never contains the key."""
+    text = redact(str(error) or type(error).__name__, secret)
+    translated: LunarError
+    if isinstance(error, httpx.TimeoutException):
+        translated = APITimeoutError(f"Request timed out ({type(error).__name__}): {text}")
+    elif isinstance(error, httpx.DecodingError):
+        translated = MalformedResponseError(f"The response body could not be decoded: {text}")
+    elif isinstance(error, httpx.RemoteProtocolError):
+        translated = APIConnectionError(
+            f"The connection broke before the answer was complete: {text}"
+        )
+    else:
+        translated = APIConnectionError(
+            f"Could not talk to the server ({type(error).__name__}): {text}"
+        )
+    translated.__cause__ = error
+    return translated
+
+
+def stream_completion(
+    client: httpx.Client, request: CompletionRequest
+) -> Iterator[ChatGenerationChunk]:
+    """Send a streaming request and yield its chunks; the last one has chunk_position="last".
+
+    Leaving the loop early (break, ``close()``) closes the response at once.
+    """
+    assembler = StreamAssembler(request.model, secret=request.secret)
+    try:
+        with client.stream(
+            "POST", request.url, json=request.body, headers=request.headers, timeout=request.timeout
+        ) as response:
+            if response.is_error or _is_json(response):
+                response.read()
+                raise _unexpected_answer(response, request)
+            for data in response.iter_bytes():
+                yield from assembler.feed(data)
+    except httpx.HTTPError as error:
+        # After [DONE] the answer is whole; a broken connection while draining changes nothing.
+        if not assembler.done:
+            # The cause chain is set by translate_transport_error and fail(); `from` would cut it.
+            raise assembler.fail(translate_transport_error(error, request.secret))  # noqa: B904
+    yield from assembler.close()
+
+
+async def astream_completion(
+    client: httpx.AsyncClient, request: CompletionRequest
+) -> AsyncGenerator[ChatGenerationChunk, None]:
+    """Async twin of ``stream_completion``; cancelling the task closes the response at once."""
+    assembler = StreamAssembler(request.model, secret=request.secret)
+    try:
+        async with client.stream(
+            "POST", request.url, json=request.body, headers=request.headers, timeout=request.timeout
+        ) as response:
+            if response.is_error or _is_json(response):
+                await response.aread()
+                raise _unexpected_answer(response, request)
+            async for data in response.aiter_bytes():
+                for chunk in assembler.feed(data):
+                    yield chunk
+    except httpx.HTTPError as error:
+        if not assembler.done:
+            # The cause chain is set by translate_transport_error and fail(); `from` would cut it.
+            raise assembler.fail(translate_transport_error(error, request.secret))  # noqa: B904
+    for chunk in assembler.close():
+        yield chunk
+
+
+def complete(client: httpx.Client, request: CompletionRequest) -> ChatResult:
+    """Send a non-streaming request and convert its answer."""
+    try:
+        response = client.post(
+            request.url, json=request.body, headers=request.headers, timeout=request.timeout
+        )
+    except httpx.HTTPError as error:
+        raise translate_transport_error(error, request.secret) from error
+    return _result_from(response, request)
+
+
+async def acomplete(client: httpx.AsyncClient, request: CompletionRequest) -> ChatResult:
+    """Async twin of ``complete``."""
+    try:
+        response = await client.post(
+            request.url, json=request.body, headers=request.headers, timeout=request.timeout
+        )
+    except httpx.HTTPError as error:
+        raise translate_transport_error(error, request.secret) from error
+    return _result_from(response, request)
+
+
+def _result_from(response: httpx.Response, request: CompletionRequest) -> ChatResult:
+    if response.is_error:
+        raise _error_for_status(response, request)
+    payload = _json_body(response, request)
+    if isinstance(payload, dict) and payload.get("error") is not None:
+        raise error_from_event(payload, secret=request.secret)
+    return completion_to_result(payload, request.model)
+
+
+def _unexpected_answer(response: httpx.Response, request: CompletionRequest) -> LunarError:
+    """The error for a streaming request answered with an error status or a JSON body."""
+    if response.is_error:
+        return _error_for_status(response, request)
+    payload = _json_body(response, request)
+    if isinstance(payload, dict) and payload.get("error") is not None:
+        return error_from_event(payload, secret=request.secret)
+    return MalformedResponseError(
+        "The server answered a streaming request with JSON instead of Server-Sent Events: "
+        + redact(response.text[:300], request.secret)
+    )
+
+
+def _error_for_status(response: httpx.Response, request: CompletionRequest) -> LunarError:
+    return error_from_response(
+        response.status_code,
+        response.content,
+        response.headers,
+        reason=response.reason_phrase,
+        secret=request.secret,
+    )
+
+
+def _json_body(response: httpx.Response, request: CompletionRequest) -> Any:
+    try:
+        return json.loads(response.content)
+    except ValueError:
+        raise MalformedResponseError(
+            f"The server's answer is not JSON (HTTP {response.status_code}): "
+            + repr(redact(response.text[:300], request.secret))
+        ) from None
+
+
+def _is_json(response: httpx.Response) -> bool:
+    content_type: str = response.headers.get("content-type", "")
+    return content_type.startswith("application/json")

@@ -1,0 +1,309 @@
+"""``ChatLunar``: the LangChain chat model for Lunar's OpenAI-compatible chat completions API."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, LangSmithParams
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_core.utils import from_env, secret_from_env
+from pydantic import (
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
+from typing_extensions import Self
+
+from langchain_lunar import _transport
+from langchain_lunar._messages import to_lunar_messages
+from langchain_lunar._responses import PROVIDER
+from langchain_lunar._transport import ClientPool, CompletionRequest
+from langchain_lunar._version import __version__
+
+DEFAULT_BASE_URL = "https://api.lunar-sys.com/v1"
+DEFAULT_TIMEOUT = httpx.Timeout(600.0, connect=10.0)
+
+# Per-call keyword arguments that configure the request rather than being body fields.
+_TRANSPORT_KWARGS = frozenset(
+    {"api_key", "base_url", "timeout", "default_headers", "stream_usage", "model_kwargs"}
+)
+# Flags LangChain itself passes down; they must not reach the request body.
+_LANGCHAIN_KWARGS = frozenset(
+    {"stream", "streaming", "ls_structured_output_format", "structured_output_format"}
+)
+_BODY_FIELDS = (
+    "model",
+    "temperature",
+    "max_tokens",
+    "top_p",
+    "stop",
+    "frequency_penalty",
+    "presence_penalty",
+    "seed",
+)
+
+
+class ChatLunar(BaseChatModel):
+    """Chat model for the Lunar LLM API that streams token by token.
+
+    Setup:
+        ``pip install langchain-lunar`` and set ``LUNAR_API_KEY``. Point ``base_url`` (or
+        ``LUNAR_BASE_URL``) at any OpenAI-compatible server to use that instead.
+
+    Example:
+        ```python
+        from langchain_lunar import ChatLunar
+
+        llm = ChatLunar(model="gpt-4o-mini", temperature=0)
+        for chunk in llm.stream("Tell me a short story"):
+            print(chunk.content, end="", flush=True)
+        ```
+
+    Every field that shapes a request can also be passed per call, e.g.
+    ``llm.invoke(messages, model="claude-3-haiku", temperature=0.2)`` or through ``.bind()``.
+    Unknown per-call keyword arguments (``response_format``, ``tools``, ...) go into the body.
+    """
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid", protected_namespaces=())
+
+    model: str = Field(alias="model_name")
+    """Model id, such as ``gpt-4o-mini`` or ``openai/gpt-4o-mini``."""
+    api_key: SecretStr | None = Field(
+        default_factory=secret_from_env("LUNAR_API_KEY", default=None)
+    )
+    """API key; read from ``LUNAR_API_KEY`` when not given. Sent as ``Authorization: Bearer``
+    and as ``x-api-key``, so both kinds of Lunar-compatible server accept it."""
+    base_url: str = Field(
+        default_factory=from_env("LUNAR_BASE_URL", default=DEFAULT_BASE_URL), validate_default=True
+    )
+    """API root; requests go to ``{base_url}/chat/completions``. Env: ``LUNAR_BASE_URL``."""
+    timeout: float | httpx.Timeout | None = None
+    """Seconds, or an ``httpx.Timeout``. The read timeout bounds the wait for each next chunk of a
+    stream, not the whole answer. None (the default): 10 s to connect, 600 s for each read."""
+    streaming: bool = False
+    """Whether ``invoke`` goes through the stream (so callbacks see every token)."""
+    stream_usage: bool = True
+    """Whether to ask for usage in streams (``stream_options.include_usage``)."""
+    temperature: float | None = None
+    max_tokens: int | None = None
+    """Sent as ``max_tokens``, which every OpenAI-compatible server understands."""
+    top_p: float | None = None
+    stop: list[str] | str | None = Field(default=None, alias="stop_sequences")
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    seed: int | None = None
+    model_kwargs: dict[str, Any] = Field(default_factory=dict)
+    """Extra body fields sent with every request."""
+    default_headers: dict[str, str] | None = None
+    """Extra headers sent with every request."""
+    http_client: httpx.Client | None = Field(default=None, exclude=True)
+    """Your own ``httpx.Client`` (proxies, certificates, transports). Default: one of ours."""
+    http_async_client: httpx.AsyncClient | None = Field(default=None, exclude=True)
+    """Your own ``httpx.AsyncClient``. Default: one of ours per event loop."""
+
+    _clients: ClientPool = PrivateAttr()
+
+    @field_serializer("timeout")
+    def _serialize_timeout(self, timeout: float | httpx.Timeout | None) -> Any:
+        return timeout.as_dict() if isinstance(timeout, httpx.Timeout) else timeout
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(
+                f"base_url must be an http:// or https:// URL, such as {DEFAULT_BASE_URL}; "
+                f"got {value!r}"
+            )
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _check_key_and_prepare(self) -> Self:
+        if self.api_key is None and self.base_url == DEFAULT_BASE_URL:
+            raise ValueError(
+                "No Lunar API key: set the LUNAR_API_KEY environment variable or pass "
+                "api_key=... (a key is optional only when base_url points at another server)."
+            )
+        self._clients = ClientPool(_as_timeout(self.timeout))
+        return self
+
+    @property
+    def _llm_type(self) -> str:
+        return "lunar-chat"
+
+    @classmethod
+    def is_lc_serializable(cls) -> bool:
+        return True
+
+    @classmethod
+    def get_lc_namespace(cls) -> list[str]:
+        return ["langchain_lunar", "chat_models"]
+
+    @property
+    def lc_secrets(self) -> dict[str, str]:
+        return {"api_key": "LUNAR_API_KEY"}
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "base_url": self.base_url,
+            **{name: getattr(self, name) for name in _BODY_FIELDS if name != "model"},
+            "model_kwargs": self.model_kwargs,
+        }
+
+    def _get_invocation_params(
+        self, stop: list[str] | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        # These params go to callbacks and traces: a per-call key must not ride along.
+        kwargs.pop("api_key", None)
+        return super()._get_invocation_params(stop=stop, **kwargs)
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        params = LangSmithParams(
+            ls_provider=PROVIDER,
+            ls_model_name=kwargs.get("model", self.model),
+            ls_model_type="chat",
+        )
+        temperature = kwargs.get("temperature", self.temperature)
+        if temperature is not None:
+            params["ls_temperature"] = temperature
+        max_tokens = kwargs.get("max_tokens", self.max_tokens)
+        if max_tokens is not None:
+            params["ls_max_tokens"] = max_tokens
+        stop_sequences = stop or kwargs.get("stop") or self.stop
+        if stop_sequences:
+            params["ls_stop"] = (
+                [stop_sequences] if isinstance(stop_sequences, str) else list(stop_sequences)
+            )
+        return params
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        request = self._build_request(messages, stop, kwargs, stream=False)
+        return _transport.complete(self._sync_client(), request)
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        request = self._build_request(messages, stop, kwargs, stream=False)
+        return await _transport.acomplete(self._async_client(), request)
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        request = self._build_request(messages, stop, kwargs, stream=True)
+        chunks = _transport.stream_completion(self._sync_client(), request)
+        if run_manager is None:
+            # `stream()` and `invoke()` fire on_llm_new_token themselves for every chunk.
+            yield from chunks
+            return
+        # Only the event-protocol path passes a run manager, and it fires no token callbacks.
+        for chunk in chunks:
+            run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        request = self._build_request(messages, stop, kwargs, stream=True)
+        chunks = _transport.astream_completion(self._async_client(), request)
+        try:
+            async for chunk in chunks:
+                if run_manager is not None:
+                    await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                yield chunk
+        finally:
+            # Close the HTTP response now, not whenever the event loop finalizes the generator.
+            await chunks.aclose()
+
+    def _sync_client(self) -> httpx.Client:
+        return self.http_client or self._clients.sync_client()
+
+    def _async_client(self) -> httpx.AsyncClient:
+        return self.http_async_client or self._clients.async_client()
+
+    def _build_request(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        kwargs: dict[str, Any],
+        *,
+        stream: bool,
+    ) -> CompletionRequest:
+        call = {
+            key: value
+            for key, value in kwargs.items()
+            if key not in _LANGCHAIN_KWARGS and value is not None
+        }
+        transport = {key: call.pop(key) for key in _TRANSPORT_KWARGS & call.keys()}
+        if stop is not None:
+            call["stop"] = stop
+
+        body: dict[str, Any] = {
+            name: getattr(self, name) for name in _BODY_FIELDS if getattr(self, name) is not None
+        }
+        body.update(self.model_kwargs)
+        body.update(transport.get("model_kwargs") or {})
+        body.update(call)
+        if body.get("n", 1) != 1:
+            raise ValueError(f"ChatLunar asks for one answer per request; remove n={body['n']!r}.")
+        body["messages"] = to_lunar_messages(messages)
+        if stream:
+            body["stream"] = True
+            if transport.get("stream_usage", self.stream_usage):
+                body["stream_options"] = {"include_usage": True}
+
+        api_key = transport.get("api_key", self.api_key)
+        secret = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
+        headers = {
+            "User-Agent": f"langchain-lunar/{__version__}",
+            "Accept": "text/event-stream" if stream else "application/json",
+            **(self.default_headers or {}),
+            **(transport.get("default_headers") or {}),
+        }
+        if secret:
+            headers["Authorization"] = f"Bearer {secret}"
+            headers["x-api-key"] = secret
+        base_url = transport.get("base_url", self.base_url).rstrip("/")
+        return CompletionRequest(
+            url=f"{base_url}/chat/completions",
+            headers=headers,
+            body=body,
+            timeout=_as_timeout(transport.get("timeout", self.timeout)),
+            model=body["model"],
+            secret=secret,
+        )
+
+
+def _as_timeout(timeout: float | httpx.Timeout | None) -> httpx.Timeout:
+    if timeout is None:
+        return DEFAULT_TIMEOUT
+    return timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)

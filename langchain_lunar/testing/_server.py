@@ -1,0 +1,633 @@
+"""``LocalLunarServer``: a real HTTP server speaking the Lunar chat-completions protocol on
+127.0.0.1, in background threads (one per connection, keep-alive supported)."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import json
+import secrets
+import socket
+import socketserver
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+from langchain_lunar.testing._protocol import (
+    DEFAULT_PRICE,
+    error_body,
+    validate_request,
+    wants_usage_chunk,
+)
+from langchain_lunar.testing._reply import (
+    Answer,
+    ReplyFn,
+    count_prompt_tokens,
+    echo_reply,
+    make_answer,
+)
+from langchain_lunar.testing._script import Fault, Script
+from langchain_lunar.testing._sse import WireStyle, encode_event
+from langchain_lunar.testing._stream import ChunkFactory, Meter, completion, run_stream
+
+CHAT_PATHS = ("/v1/chat/completions", "/chat/completions")
+
+PLAIN_STYLE = WireStyle()
+"""The default ``WireStyle``: the plain form of the protocol doc."""
+
+# How long stop() waits for connection threads to notice their sockets were shut down.
+_STOP_JOIN_BUDGET = 0.5
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as the server received it (every request, including rejected ones).
+
+    Attributes:
+        method: HTTP method, e.g. ``"POST"``.
+        path: request target as sent, including any query string.
+        headers: header names lower-cased; repeated headers joined with ``", "``.
+        body: the parsed JSON body if it is a JSON object, else None.
+        model: ``body["model"]`` if it is a string, else None.
+        time: ``time.monotonic()`` when the request arrived.
+    """
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any] | None
+    model: str | None
+    time: float
+
+
+@dataclass(frozen=True)
+class _Config:
+    reply: str | ReplyFn | None
+    api_key: str | None
+    token_delay: float
+    style: WireStyle
+    prices: Mapping[str, tuple[float, float]]
+    served_model: str | None
+
+
+class _State:
+    """Everything the connection threads share with ``LocalLunarServer``, behind one lock."""
+
+    def __init__(self, config: _Config) -> None:
+        self.config = config
+        self.script = Script()
+        self.stopping = threading.Event()
+        self._cond = threading.Condition()
+        self._requests: list[RecordedRequest] = []
+        self.connections = 0
+        self.disconnects = 0
+        self._sockets: set[socket.socket] = set()
+        self._threads: set[threading.Thread] = set()
+
+    def record(self, request: RecordedRequest) -> None:
+        with self._cond:
+            self._requests.append(request)
+
+    def requests(self) -> list[RecordedRequest]:
+        with self._cond:
+            return list(self._requests)
+
+    def opened(self, sock: socket.socket) -> bool:
+        """Register a new connection; False if the server is already stopping."""
+        with self._cond:
+            self.connections += 1
+            if self.stopping.is_set():
+                return False
+            self._sockets.add(sock)
+            self._threads.add(threading.current_thread())
+            return True
+
+    def closed(self, sock: socket.socket) -> None:
+        with self._cond:
+            self._sockets.discard(sock)
+            self._threads.discard(threading.current_thread())
+
+    def count_disconnect(self) -> None:
+        with self._cond:
+            self.disconnects += 1
+            self._cond.notify_all()
+
+    def wait_for_disconnects(self, n: int, timeout: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: self.disconnects >= n, timeout)
+
+    def live(self) -> tuple[list[socket.socket], list[threading.Thread]]:
+        with self._cond:
+            return list(self._sockets), list(self._threads)
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    # stop() must not wait for connection threads blocked in a keep-alive read.
+    block_on_close = False
+    request_queue_size = 64
+
+    def __init__(self, port: int, state: _State) -> None:
+        self.state = state
+        super().__init__(("127.0.0.1", port), _Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind calls socket.getfqdn(), a reverse DNS lookup that can take
+        # seconds on hosts without DNS; the name is never used here.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name = str(host)
+        self.server_port = int(port)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Connection errors are normal (client gone, server stopping); print real bugs only.
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handle_error(request, client_address)
+
+
+class _BadRequestBody(Exception):
+    pass
+
+
+class _ChunkedSink:
+    """An ``EventSink`` writing each event as one HTTP/1.1 chunk, sent at once."""
+
+    def __init__(
+        self, wfile: io.BufferedIOBase, style: WireStyle, stopping: threading.Event
+    ) -> None:
+        self._wfile = wfile
+        self._style = style
+        self._stopping = stopping
+        self._events = 0
+
+    def _chunk(self, data: bytes) -> None:
+        self._wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self._wfile.flush()
+
+    def event(self, payload: dict[str, Any] | str) -> None:
+        self._events += 1
+        self._chunk(encode_event(self._style, payload, self._events))
+
+    def raw(self, text: str) -> None:
+        self._chunk(text.encode("utf-8"))
+
+    def wait(self, seconds: float) -> bool:
+        if seconds > 0:
+            return not self._stopping.wait(seconds)
+        return not self._stopping.is_set()
+
+    def end(self) -> None:
+        self._wfile.write(b"0\r\n\r\n")
+        self._wfile.flush()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "LocalLunar/0.1"
+    sys_version = ""
+
+    @property
+    def _state(self) -> _State:
+        return cast(_HTTPServer, self.server).state
+
+    # --- connection lifecycle -------------------------------------------------------------
+
+    def setup(self) -> None:
+        super().setup()
+        if not self._state.opened(self.connection):
+            self._drop()
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        except OSError:
+            pass  # the peer or stop() already tore the socket down
+        finally:
+            self._state.closed(self.connection)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silence the per-request log lines of ``BaseHTTPRequestHandler``."""
+
+    def _drop(self) -> None:
+        """Close the connection now, sending nothing more (not even a terminating chunk)."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    # --- routing --------------------------------------------------------------------------
+
+    def do_POST(self) -> None:
+        self._handle()
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    def do_PUT(self) -> None:
+        self._handle()
+
+    def do_PATCH(self) -> None:
+        self._handle()
+
+    def do_DELETE(self) -> None:
+        self._handle()
+
+    def do_OPTIONS(self) -> None:
+        self._handle()
+
+    def do_HEAD(self) -> None:
+        self._handle()
+
+    def _handle(self) -> None:
+        try:
+            self._respond()
+        except OSError:
+            # Client went away or stop() shut the socket: nothing left to answer.
+            self.close_connection = True
+
+    def _respond(self) -> None:
+        arrival = time.monotonic()
+        state = self._state
+        try:
+            raw = self._read_body()
+        except _BadRequestBody as exc:
+            self.close_connection = True  # framing is broken; cannot find the next request
+            self._send_json(400, error_body(400, str(exc)))
+            return
+        parsed: Any = None
+        try:
+            parsed = json.loads(raw)
+            is_json = True
+        except ValueError:  # includes an empty body and invalid UTF-8
+            is_json = False
+        body = parsed if isinstance(parsed, dict) else None
+        state.record(
+            RecordedRequest(
+                method=self.command,
+                path=self.path,
+                headers=self._header_dict(),
+                body=copy.deepcopy(body),
+                model=body.get("model") if body and isinstance(body.get("model"), str) else None,
+                time=arrival,
+            )
+        )
+
+        route = urlsplit(self.path).path
+        if self.command != "POST" or route not in CHAT_PATHS:
+            self._send_json(404, error_body(404, f"No route for {self.command} {route}"))
+            return
+        if not self._authorized():
+            self._send_json(401, error_body(401))
+            return
+        if not is_json:
+            self._send_json(400, error_body(400, "request body is empty or not valid JSON"))
+            return
+        problem = validate_request(parsed)
+        if problem is not None:
+            self._send_json(400, error_body(400, problem))
+            return
+        assert body is not None  # validate_request guarantees a dict
+        self._chat(body, arrival)
+
+    def _authorized(self) -> bool:
+        key = self._state.config.api_key
+        if key is None:
+            return True
+        if self.headers.get("x-api-key") == key:
+            return True
+        # The auth scheme name is case-insensitive (RFC 9110); the key itself is not.
+        scheme, _, token = self.headers.get("authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and token.strip() == key
+
+    # --- the chat-completions endpoint ----------------------------------------------------
+
+    def _chat(self, body: dict[str, Any], arrival: float) -> None:
+        state = self._state
+        config = state.config
+        fault = state.script.take(body["model"])
+        if fault is not None and fault.kind == "status":
+            self._send_status_fault(fault)
+            return
+        if fault is not None and fault.kind == "stall" and not self._wait(fault.seconds):
+            self._drop()
+            return
+
+        try:
+            text = self._reply_text(body, fault)
+        except Exception as exc:  # a user's reply callable failed: tell the client why
+            message = f"reply callable raised {type(exc).__name__}: {exc}"
+            self._send_json(500, error_body(500, message))
+            return
+        answer = make_answer(body, text)
+        token_delay = fault.seconds if fault is not None and fault.kind == "slow" else None
+        delay = config.token_delay if token_delay is None else token_delay
+        model = config.served_model or body["model"]
+        price = config.prices.get(body["model"], DEFAULT_PRICE)
+        meter = Meter(arrival, count_prompt_tokens(body), price)
+        completion_id = "chatcmpl-" + secrets.token_hex(12)
+        created = int(time.time())
+
+        if body.get("stream") is True:
+            chunks = ChunkFactory(completion_id, created, model, config.style)
+            self._stream(body, answer, chunks, meter, fault, delay)
+            return
+
+        # Stream-only faults do their closest non-streaming equivalent (see Fault's docstring).
+        if fault is not None and fault.kind == "disconnect":
+            self._drop()
+        elif fault is not None and fault.kind == "stream_error":
+            error = fault.error or {}
+            code = error.get("code")
+            status = code if isinstance(code, int) and 400 <= code <= 599 else 500
+            self._send_json(status, {"error": error})
+        elif fault is not None and fault.kind == "malformed":
+            self._send_bytes(200, fault.line.encode("utf-8"), "application/json")
+        # A non-streaming answer arrives when the whole text would have been generated.
+        elif self._wait(delay * len(answer.tokens)):
+            self._send_json(200, completion(completion_id, created, model, answer, meter))
+        else:
+            self._drop()
+
+    def _reply_text(self, body: dict[str, Any], fault: Fault | None) -> str:
+        if fault is not None and fault.kind == "reply":
+            return fault.text
+        reply = self._state.config.reply
+        if reply is None:
+            return echo_reply(body)
+        if isinstance(reply, str):
+            return reply
+        text = reply(copy.deepcopy(body))
+        if not isinstance(text, str):
+            raise TypeError(f"expected a str, got {type(text).__name__}")
+        return text
+
+    def _stream(
+        self,
+        body: dict[str, Any],
+        answer: Answer,
+        chunks: ChunkFactory,
+        meter: Meter,
+        fault: Fault | None,
+        delay: float,
+    ) -> None:
+        state = self._state
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        sink = _ChunkedSink(self.wfile, state.config.style, state.stopping)
+        try:
+            clean = run_stream(
+                sink,
+                chunks,
+                meter,
+                answer,
+                style=state.config.style,
+                fault=fault,
+                token_delay=delay,
+                include_usage=wants_usage_chunk(body),
+            )
+            if clean:
+                sink.end()
+            else:
+                self._drop()
+        except OSError:
+            # BrokenPipe / ConnectionReset: the client closed the stream before its end.
+            self.close_connection = True
+            if not state.stopping.is_set():
+                state.count_disconnect()
+
+    # --- writing plain responses ----------------------------------------------------------
+
+    def _send_status_fault(self, fault: Fault) -> None:
+        if isinstance(fault.body, str):
+            data, content_type = fault.body.encode("utf-8"), "text/plain; charset=utf-8"
+        else:
+            payload = fault.body if fault.body is not None else error_body(fault.status_code)
+            data, content_type = _json_bytes(payload), "application/json"
+        self._send_bytes(fault.status_code, data, content_type, fault.headers)
+
+    def _send_json(self, status: int, payload: dict[str, Any]) -> None:
+        self._send_bytes(status, _json_bytes(payload), "application/json")
+
+    def _send_bytes(
+        self,
+        status: int,
+        data: bytes,
+        content_type: str,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        extra = dict(headers or {})
+        given = {name.lower() for name in extra}
+        self.send_response(status)
+        for name, value in extra.items():
+            self.send_header(name, value)
+        if "content-type" not in given:
+            self.send_header("Content-Type", content_type)
+        if "content-length" not in given:
+            self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+        self.wfile.flush()
+
+    # --- reading requests -----------------------------------------------------------------
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("transfer-encoding", "").lower():
+            return self._read_chunked()
+        length = self.headers.get("content-length")
+        if length is None:
+            return b""
+        try:
+            size = int(length)
+        except ValueError:
+            raise _BadRequestBody("invalid Content-Length header") from None
+        if size < 0:
+            raise _BadRequestBody("invalid Content-Length header")
+        return self.rfile.read(size)
+
+    def _read_chunked(self) -> bytes:
+        parts: list[bytes] = []
+        while True:
+            line = self.rfile.readline(65537)
+            try:
+                size = int(line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                raise _BadRequestBody("invalid chunked request body") from None
+            if size == 0:
+                # Skip optional trailers up to the blank line.
+                while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                    pass
+                return b"".join(parts)
+            parts.append(self.rfile.read(size))
+            self.rfile.readline(65537)  # the CRLF after each chunk
+
+    def _header_dict(self) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        for name, value in self.headers.items():
+            key = name.lower()
+            headers[key] = f"{headers[key]}, {value}" if key in headers else value
+        return headers
+
+    def _wait(self, seconds: float) -> bool:
+        """Sleep ``seconds`` unless the server stops first; False if it is stopping."""
+        if seconds <= 0:
+            return not self._state.stopping.is_set()
+        return not self._state.stopping.wait(seconds)
+
+
+def _json_bytes(payload: Any) -> bytes:
+    return json.dumps(payload, ensure_ascii=False).encode("utf-8")
+
+
+class LocalLunarServer:
+    """A real Lunar-compatible HTTP server on ``127.0.0.1`` for offline tests and demos.
+
+    Serves ``POST /v1/chat/completions`` (and ``POST /chat/completions``), streaming and not,
+    from background daemon threads. Use it as a context manager, or call ``start()``/``stop()``.
+
+    Args:
+        reply: the assistant text for each request: a fixed str, a callable given the parsed
+            JSON request body, or None for ``"You said: <last user message text>"``.
+        api_key: when set, a request must send ``Authorization: Bearer <key>`` or
+            ``x-api-key: <key>``, else it gets a 401. None: no auth.
+        token_delay: seconds before each streamed token. A non-streaming reply is sent after
+            ``token_delay * number of tokens``, as if generated at the same speed.
+        style: how the SSE stream is written; see ``WireStyle``.
+        prices: USD per 1M tokens ``(input, output)`` by requested model; any other model is
+            priced at ``DEFAULT_PRICE`` = (0.15, 0.60).
+        served_model: the ``model`` reported in responses; default: the requested model.
+        port: TCP port; 0 (default) picks a free one.
+    """
+
+    def __init__(
+        self,
+        reply: str | ReplyFn | None = None,
+        *,
+        api_key: str | None = None,
+        token_delay: float = 0.0,
+        style: WireStyle = PLAIN_STYLE,
+        prices: Mapping[str, tuple[float, float]] | None = None,
+        served_model: str | None = None,
+        port: int = 0,
+    ) -> None:
+        if token_delay < 0:
+            raise ValueError(f"token_delay must be >= 0, got {token_delay!r}")
+        self._config = _Config(
+            reply=reply,
+            api_key=api_key,
+            token_delay=token_delay,
+            style=style,
+            prices=dict(prices or {}),
+            served_model=served_model,
+        )
+        self._port = port
+        self._state = _State(self._config)
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> LocalLunarServer:
+        """Bind and start serving in a background thread; returns self."""
+        if self._httpd is not None:
+            raise RuntimeError("LocalLunarServer is already started")
+        self._state.stopping.clear()
+        self._httpd = _HTTPServer(self._port, self._state)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"LocalLunarServer:{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and drop every open connection, in-flight streams included.
+
+        Returns within about half a second; safe to call twice. Scripted steps, recorded
+        requests and counters are kept.
+        """
+        httpd, thread = self._httpd, self._thread
+        if httpd is None or thread is None:
+            return
+        self._state.stopping.set()  # wakes token delays and stalls
+        httpd.shutdown()
+        httpd.server_close()
+        sockets, threads = self._state.live()
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # unblocks keep-alive reads, fails writes
+        deadline = time.monotonic() + _STOP_JOIN_BUDGET
+        for t in [thread, *threads]:
+            if t is not threading.current_thread():
+                t.join(max(0.0, deadline - time.monotonic()))
+        self._httpd = None
+        self._thread = None
+
+    def __enter__(self) -> LocalLunarServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # --- addresses and observations -------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The bound TCP port (only while started)."""
+        if self._httpd is None:
+            raise RuntimeError("LocalLunarServer is not started")
+        return self._httpd.server_port
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:<port>/v1``, the ``base_url`` to give a client."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """A copy of every request received so far, in arrival order."""
+        return self._state.requests()
+
+    @property
+    def connections(self) -> int:
+        """How many TCP connections the server has accepted."""
+        return self._state.connections
+
+    @property
+    def disconnects(self) -> int:
+        """How many streaming responses the client closed before the server finished them."""
+        return self._state.disconnects
+
+    # --- control --------------------------------------------------------------------------
+
+    def script(self, *steps: Fault | str, model: str | None = None) -> None:
+        """Queue ``steps``, consumed one per chat-completions request, in order.
+
+        A step is a ``Fault`` or a str (short for ``Fault.reply(str)``). With ``model``, only
+        requests for that (requested) model consume them, and before any unfiltered steps.
+        Only requests that pass routing, auth and validation consume a step; requests finding
+        no step get the normal reply.
+        """
+        self._state.script.add(steps, model)
+
+    def wait_for_disconnects(self, n: int, timeout: float = 5.0) -> bool:
+        """Block until ``disconnects >= n`` or ``timeout`` seconds pass; returns whether it was
+        reached."""
+        return self._state.wait_for_disconnects(n, timeout)

@@ -1,0 +1,82 @@
+"""``WireStyle`` and the encoding of one Server-Sent Event to bytes."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+_LINE_ENDINGS = ("\n", "\r\n", "\r")
+_MODEL_IN = ("first", "every", "none")
+_USAGE = ("requested", "never", "every_chunk", "with_finish")
+
+
+@dataclass(frozen=True)
+class WireStyle:
+    """How the server writes a streaming response. The defaults are the plain protocol form.
+
+    Attributes:
+        line_ending: ``"\\n"``, ``"\\r\\n"`` or ``"\\r"``; ends every line, including the blank
+            line that ends each event.
+        comments: write a comment event ``: keep-alive`` (its own block) before every event.
+        split_data: pretty-print the JSON (``indent=1``) with one ``data:`` line per JSON line;
+            a client must join them with ``"\\n"``.
+        extra_fields: add ``event: message`` and ``id: <n>`` (n = 1, 2, ...) to each event, and
+            ``retry: 3000`` to the first one.
+        no_space: write ``data:{...}`` instead of ``data: {...}``.
+        model_in: ``"first"``: ``model`` only in the first chunk; ``"every"``; ``"none"``.
+        role_chunk: send the opening ``delta: {"role": "assistant", "content": ""}`` chunk.
+        usage: ``"requested"``: a separate usage chunk (``choices: []``) after the finish chunk,
+            only when the request set ``stream_options.include_usage``; ``"never"``;
+            ``"every_chunk"``: every chunk carries the running cumulative usage (the finish
+            chunk the final totals), no separate usage chunk; ``"with_finish"``: the final usage
+            rides on the finish chunk. The last two ignore ``include_usage``, like servers that
+            always report usage.
+        done: send ``data: [DONE]`` at the end.
+        finish_reason: send the ``delta: {}`` chunk carrying ``finish_reason``.
+    """
+
+    line_ending: str = "\n"
+    comments: bool = False
+    split_data: bool = False
+    extra_fields: bool = False
+    no_space: bool = False
+    model_in: str = "first"
+    role_chunk: bool = True
+    usage: str = "requested"
+    done: bool = True
+    finish_reason: bool = True
+
+    def __post_init__(self) -> None:
+        # Fail at construction, not in a server thread halfway through a stream.
+        for name, value, allowed in (
+            ("line_ending", self.line_ending, _LINE_ENDINGS),
+            ("model_in", self.model_in, _MODEL_IN),
+            ("usage", self.usage, _USAGE),
+        ):
+            if value not in allowed:
+                raise ValueError(f"WireStyle.{name} must be one of {allowed!r}, got {value!r}")
+
+
+def encode_event(style: WireStyle, payload: dict[str, Any] | str, number: int) -> bytes:
+    """One SSE event (``number`` counts from 1) carrying ``payload``: a JSON object, or a raw
+    string such as ``"[DONE]"`` written as is. Includes the comment block if the style asks."""
+    end = style.line_ending
+    lines: list[str] = []
+    if style.comments:
+        # A separate comment-only block: the client must skip it without dispatching anything.
+        lines += [": keep-alive", ""]
+    if style.extra_fields:
+        lines += ["event: message", f"id: {number}"]
+        if number == 1:
+            lines.append("retry: 3000")
+    if isinstance(payload, str):
+        data = [payload]
+    elif style.split_data:
+        data = json.dumps(payload, indent=1, ensure_ascii=False).split("\n")
+    else:
+        data = [json.dumps(payload, separators=(",", ":"), ensure_ascii=False)]
+    prefix = "data:" if style.no_space else "data: "
+    lines += [prefix + line for line in data]
+    lines.append("")
+    return (end.join(lines) + end).encode("utf-8")

@@ -1,0 +1,116 @@
+"""Builders for canned Lunar responses, served through httpx.MockTransport."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+
+from langchain_lunar import ChatLunar
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def chunk(content: str | None = None, *, finish: str | None = None, **delta: Any) -> dict[str, Any]:
+    """One ``chat.completion.chunk`` with a single choice."""
+    if content is not None:
+        delta["content"] = content
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion.chunk",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+
+
+def usage_chunk(prompt: int = 9, completion: int = 2, **extra: Any) -> dict[str, Any]:
+    usage = {"prompt_tokens": prompt, "completion_tokens": completion}
+    usage["total_tokens"] = prompt + completion
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion.chunk",
+        "choices": [],
+        "usage": {**usage, **extra},
+    }
+
+
+def sse(*payloads: Any, done: bool = True, eol: str = "\n") -> bytes:
+    """A Server-Sent Events body: each payload as one ``data:`` event, then ``[DONE]``."""
+    events = [p if isinstance(p, str) else json.dumps(p) for p in payloads]
+    if done:
+        events.append("[DONE]")
+    return "".join(f"data: {e}{eol}{eol}" for e in events).encode()
+
+
+def text_stream(*tokens: str, model: str = "gpt-4o-mini", usage: bool = True) -> bytes:
+    """The plain stream of the protocol doc for ``tokens``."""
+    first = chunk("", role="assistant")
+    first["model"] = model
+    payloads: list[Any] = [first, *(chunk(t) for t in tokens), chunk(finish="stop")]
+    if usage:
+        payloads.append(usage_chunk(completion=len(tokens)))
+    return sse(*payloads)
+
+
+def sse_response(body: bytes, status: int = 200) -> httpx.Response:
+    return httpx.Response(status, headers={"content-type": "text/event-stream"}, content=body)
+
+
+class Recorder:
+    """A MockTransport handler that answers with ``body`` and keeps every request."""
+
+    def __init__(self, body: bytes | Handler) -> None:
+        self.body = body
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if callable(self.body):
+            return self.body(request)
+        return sse_response(self.body)
+
+    @property
+    def last_json(self) -> dict[str, Any]:
+        return json.loads(self.requests[-1].content)
+
+
+def mock_model(handler: Handler, **fields: Any) -> ChatLunar:
+    """A ChatLunar whose sync and async clients both answer through ``handler``."""
+    transport = httpx.MockTransport(handler)
+    fields.setdefault("model", "gpt-4o-mini")
+    fields.setdefault("api_key", "test-key")
+    return ChatLunar(
+        http_client=httpx.Client(transport=transport),
+        http_async_client=httpx.AsyncClient(transport=transport),
+        **fields,
+    )
+
+
+class PiecewiseStream(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A response body delivered in the given pieces, which records whether it was closed."""
+
+    def __init__(self, pieces: list[bytes], *, async_delay: float = 0.0) -> None:
+        self.pieces = pieces
+        self.async_delay = async_delay
+        self.sent = 0
+        self.closed = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        for piece in self.pieces:
+            self.sent += 1
+            yield piece
+
+    async def __aiter__(self) -> Any:
+        for piece in self.pieces:
+            if self.sent:
+                await asyncio.sleep(self.async_delay)
+            self.sent += 1
+            yield piece
+
+    def close(self) -> None:
+        self.closed = True
+
+    async def aclose(self) -> None:
+        self.closed = True

@@ -1,0 +1,86 @@
+"""The SSE decoder against the WHATWG parsing rules."""
+
+from __future__ import annotations
+
+import pytest
+
+from langchain_lunar._sse import ServerSentEvent, SSEDecoder
+
+
+def decode(*pieces: bytes) -> list[ServerSentEvent]:
+    decoder = SSEDecoder()
+    events = [event for piece in pieces for event in decoder.feed(piece)]
+    return events + decoder.close()
+
+
+@pytest.mark.parametrize("eol", [b"\n", b"\r\n", b"\r"])
+def test_every_line_ending(eol: bytes) -> None:
+    body = b"data: one" + eol + eol + b"data: two" + eol + eol
+    assert [e.data for e in decode(body)] == ["one", "two"]
+
+
+@pytest.mark.parametrize("eol", [b"\n", b"\r\n", b"\r"])
+def test_split_byte_by_byte(eol: bytes) -> None:
+    body = b": hi" + eol + b'data: {"a":' + eol + b"data: 1}" + eol + eol + b"data: x" + eol + eol
+    pieces = [body[i : i + 1] for i in range(len(body))]
+    assert [e.data for e in decode(*pieces)] == ['{"a":\n1}', "x"]
+
+
+def test_crlf_split_between_pieces_is_one_line_end() -> None:
+    # A CR at the end of one piece and the LF at the start of the next must not make a blank line.
+    events = decode(b"data: a\r", b"\ndata: b\r\n\r\n")
+    assert [e.data for e in events] == ["a\nb"]
+
+
+def test_event_is_dispatched_as_soon_as_its_blank_line_arrives() -> None:
+    decoder = SSEDecoder()
+    assert decoder.feed(b"data: a\n") == []
+    assert [e.data for e in decoder.feed(b"\n")] == ["a"]
+    assert [e.data for e in decoder.feed(b"data: b\r")] == []
+    assert [e.data for e in decoder.feed(b"\r")] == ["b"]
+
+
+def test_comments_are_ignored() -> None:
+    assert [e.data for e in decode(b": keep-alive\n\ndata: x\n: more\n\n")] == ["x"]
+
+
+def test_event_id_and_retry_fields() -> None:
+    events = decode(b"event: message\nid: 7\nretry: 3000\ndata: a\n\ndata: b\n\n")
+    assert events[0] == ServerSentEvent("a", "message", "7", 3000)
+    # The event type resets after each dispatch; the last id and retry carry on.
+    assert events[1] == ServerSentEvent("b", None, "7", 3000)
+
+
+def test_field_forms_from_the_spec() -> None:
+    events = decode(
+        b"data:no-space\n\ndata\n\ndata:  two-spaces\n\nretry: soon\nid: a\x00b\ndata: z\n\n"
+    )
+    assert [e.data for e in events] == ["no-space", "", " two-spaces", "z"]
+    assert events[-1].retry is None
+    assert events[-1].id is None
+
+
+def test_unknown_fields_and_events_without_data_dispatch_nothing() -> None:
+    assert decode(b"foo: bar\n\nevent: ping\n\n") == []
+
+
+def test_byte_order_mark_is_skipped() -> None:
+    assert [e.data for e in decode(b"\xef\xbb\xbfdata: x\n\n")] == ["x"]
+
+
+def test_utf8_split_inside_a_character() -> None:
+    body = "data: héllo 🌙\n\n".encode()
+    cut = body.index("🌙".encode()) + 2
+    assert [e.data for e in decode(body[:cut], body[cut:])] == ["héllo 🌙"]
+
+
+def test_unterminated_event_at_end_of_body_is_dispatched_not_dropped() -> None:
+    # The spec discards it; we hand it on so a truncated payload fails loudly downstream.
+    assert [e.data for e in decode(b"data: [DONE]")] == ["[DONE]"]
+    assert [e.data for e in decode(b'data: {"a": 1}\n')] == ['{"a": 1}']
+
+
+def test_line_separators_inside_json_strings_are_not_line_ends() -> None:
+    # U+2028 and U+0085 may appear raw in JSON text; only CR and LF end an SSE line.
+    payload = '{"t": "a\u2028b\u0085c"}'
+    assert [e.data for e in decode(f"data: {payload}\n\n".encode())] == [payload]

@@ -1,0 +1,79 @@
+"""LangChain's standard unit tests for chat models."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+from unittest import mock
+
+import pytest
+from langchain_core.language_models import BaseChatModel
+from langchain_core.load import dumpd, load
+from langchain_tests.unit_tests import ChatModelUnitTests
+
+from langchain_lunar import ChatLunar
+
+
+class TestChatLunarStandard(ChatModelUnitTests):
+    @property
+    def chat_model_class(self) -> type[BaseChatModel]:
+        return ChatLunar
+
+    @property
+    def chat_model_params(self) -> dict[str, Any]:
+        return {"model": "gpt-4o-mini", "api_key": "test-key"}
+
+    @property
+    def standard_chat_model_params(self) -> dict[str, Any]:
+        params = super().standard_chat_model_params
+        # Retries are the subject of a later issue; until ChatLunar has them it refuses the field
+        # rather than accept it and do nothing.
+        params.pop("max_retries")
+        return params
+
+    @property
+    def init_from_env_params(self) -> tuple[dict[str, str], dict[str, Any], dict[str, Any]]:
+        return (
+            {"LUNAR_API_KEY": "env-key", "LUNAR_BASE_URL": "http://127.0.0.1:8080/v1"},
+            {"model": "gpt-4o-mini"},
+            {"api_key": "env-key", "base_url": "http://127.0.0.1:8080/v1"},
+        )
+
+    @property
+    def supports_image_inputs(self) -> bool:
+        return True
+
+    @property
+    def supports_image_urls(self) -> bool:
+        return True
+
+    @property
+    def returns_usage_metadata(self) -> bool:
+        return True
+
+    @property
+    def supports_model_override(self) -> bool:
+        return True
+
+    @pytest.mark.xfail(
+        reason="langchain-core 1.7's load(allowed_objects='all') admits only langchain-core's own "
+        "classes, so this standard test fails for every third-party model; "
+        "test_round_trip_with_explicit_allowlist runs the round trip a user would.",
+        raises=ValueError,
+        strict=True,
+    )
+    def test_serdes(self, model: BaseChatModel, snapshot: Any) -> None:
+        super().test_serdes(model, snapshot)
+
+    def test_round_trip_with_explicit_allowlist(self, model: BaseChatModel) -> None:
+        env_params, _, _ = self.init_from_env_params
+        with mock.patch.dict(os.environ, env_params):
+            serialized = dumpd(model)
+            assert serialized["id"] == ["langchain_lunar", "chat_models", "ChatLunar"]
+            revived = load(
+                serialized,
+                allowed_objects=[ChatLunar],
+                valid_namespaces=["langchain_lunar"],
+                secrets_from_env=True,
+            )
+        assert model.dict() == revived.dict()
