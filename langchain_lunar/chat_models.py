@@ -13,6 +13,7 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.utils import from_env, secret_from_env
 from pydantic import (
+    AliasChoices,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -75,7 +76,8 @@ class ChatLunar(BaseChatModel):
 
     model_config = ConfigDict(populate_by_name=True, extra="forbid", protected_namespaces=())
 
-    model: str = Field(alias="model_name")
+    # A validation alias, not an alias: type checkers then take `model=` (the documented name).
+    model: str = Field(validation_alias=AliasChoices("model", "model_name"))
     """Model id, such as ``gpt-4o-mini`` or ``openai/gpt-4o-mini``."""
     api_key: SecretStr | None = Field(
         default_factory=secret_from_env("LUNAR_API_KEY", default=None)
@@ -97,7 +99,7 @@ class ChatLunar(BaseChatModel):
     max_tokens: int | None = None
     """Sent as ``max_tokens``, which every OpenAI-compatible server understands."""
     top_p: float | None = None
-    stop: list[str] | str | None = Field(default=None, alias="stop_sequences")
+    stop: list[str] | str | None = None
     frequency_penalty: float | None = None
     presence_penalty: float | None = None
     seed: int | None = None

@@ -1,0 +1,219 @@
+"""``python -m langchain_lunar``: stream a short story through an LCEL chain and report on it.
+
+With ``LUNAR_API_KEY`` set, the chain talks to Lunar (``LUNAR_BASE_URL`` is honoured). Without a
+key, or with ``--offline``, it talks to a ``LocalLunarServer`` started here, so the demo runs on
+a fresh machine with no account and no network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.messages import BaseMessage
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.prompts import ChatPromptTemplate
+from pydantic import SecretStr, ValidationError
+
+from langchain_lunar._exceptions import LunarError
+from langchain_lunar.chat_models import ChatLunar
+from langchain_lunar.testing._server import LocalLunarServer
+
+DEFAULT_MODEL = "gpt-4o-mini"
+DEFAULT_PROMPT = "Tell me a short story about the Moon."
+DEFAULT_TOKEN_DELAY = 0.025
+SYSTEM_PROMPT = "You are a storyteller. Answer with one short story of about 80 words."
+
+OFFLINE_STORY = (
+    "Every night the Moon rose over the fishing village of Lira and listened to the sea. "
+    "One winter a girl named Nadia climbed the old lighthouse and asked why it always "
+    'followed her home. The Moon laughed, silver and soft: "I do not follow you. I keep the '
+    'same promise to everyone who looks up." Nadia waved goodnight, and from then on she '
+    "never walked home alone, because she understood at last that a promise kept quietly "
+    "is still a promise."
+)
+"""The local server's reply: the story the offline demo streams."""
+
+
+@dataclass
+class StreamStats:
+    """What the report needs, gathered while the answer streams."""
+
+    started: float
+    first_token: float | None = None
+    last_token: float | None = None
+    chunks: int = 0
+    usage: UsageMetadata | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the demo with command-line arguments ``argv``; return the exit code."""
+    args = parse_args(argv)
+    offline = args.offline or not os.environ.get("LUNAR_API_KEY")
+    try:
+        with _chat_model(args, offline=offline) as llm:
+            _announce(llm, offline=offline, forced=args.offline)
+            stats = stream_story(llm, args.prompt)
+    except (LunarError, ValidationError) as exc:
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130  # Ctrl-C while reading the story: stop quietly, no traceback
+    print_report(stats)
+    return 0
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Parse the command line (``sys.argv[1:]`` when ``argv`` is None)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m langchain_lunar",
+        description=(
+            "Stream a short story from Lunar token by token, then report time to first token, "
+            "speed, usage and cost. Without LUNAR_API_KEY it uses a local Lunar-compatible "
+            "server."
+        ),
+    )
+    parser.add_argument(
+        "--model", default=DEFAULT_MODEL, help=f"model id (default: {DEFAULT_MODEL})"
+    )
+    parser.add_argument(
+        "--prompt", default=DEFAULT_PROMPT, help=f"the question (default: {DEFAULT_PROMPT!r})"
+    )
+    parser.add_argument(
+        "--offline",
+        action="store_true",
+        help="use the local server even when LUNAR_API_KEY is set",
+    )
+    parser.add_argument(
+        "--token-delay",
+        type=_seconds,
+        default=DEFAULT_TOKEN_DELAY,
+        metavar="SECONDS",
+        help=f"local server only: delay before each token (default: {DEFAULT_TOKEN_DELAY})",
+    )
+    return parser.parse_args(argv)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+@contextlib.contextmanager
+def _chat_model(args: argparse.Namespace, *, offline: bool) -> Iterator[ChatLunar]:
+    """A ``ChatLunar`` for Lunar, or for a local server that lives as long as the context."""
+    if not offline:
+        # api_key and base_url come from LUNAR_API_KEY / LUNAR_BASE_URL via ChatLunar itself.
+        yield ChatLunar(model=args.model)
+        return
+    with LocalLunarServer(reply=OFFLINE_STORY, token_delay=args.token_delay) as server:
+        # An explicit dummy key, so a real LUNAR_API_KEY (with --offline) is never sent.
+        yield ChatLunar(model=args.model, api_key=SecretStr("local-demo"), base_url=server.base_url)
+
+
+def _announce(llm: ChatLunar, *, offline: bool, forced: bool) -> None:
+    """Say first which server answers, and why when it is the local one."""
+    if offline:
+        reason = "--offline" if forced else "LUNAR_API_KEY is not set"
+        print(f"Using a local Lunar-compatible server at {llm.base_url} ({reason}).")
+    else:
+        print(f"Using Lunar at {llm.base_url} with model {llm.model}.")
+    print(flush=True)
+
+
+def stream_story(llm: ChatLunar, question: str) -> StreamStats:
+    """Stream the chain's answer to ``question`` to stdout as it arrives; return its stats."""
+    prompt = ChatPromptTemplate.from_messages([("system", SYSTEM_PROMPT), ("human", "{question}")])
+    chain = prompt | llm
+    stats = StreamStats(started=time.perf_counter())
+    try:
+        for chunk in chain.stream({"question": question}):
+            _record(stats, chunk)
+            if chunk.text:
+                print(chunk.text, end="", flush=True)
+    finally:
+        if stats.chunks:
+            print(flush=True)  # end the story's line, also when the stream broke mid-way
+    return stats
+
+
+def _record(stats: StreamStats, chunk: BaseMessage) -> None:
+    """Note the arrival time of ``chunk`` and any usage and metadata it carries."""
+    now = time.perf_counter()
+    if chunk.text:
+        stats.chunks += 1
+        if stats.first_token is None:
+            stats.first_token = now
+        stats.last_token = now
+    usage = getattr(chunk, "usage_metadata", None)
+    if usage:
+        stats.usage = usage
+    stats.metadata.update(chunk.response_metadata)
+
+
+def print_report(stats: StreamStats) -> None:
+    """Print time to first token, speed, served model, usage and cost."""
+    print()
+    print("--- report ---")
+    print(f"Time to first token: {_ttft(stats)}")
+    print(f"Tokens/s:            {_speed(stats)}")
+    print(f"Served model:        {stats.metadata.get('model_name', 'not reported')}")
+    print(f"Usage:               {_usage(stats.usage)}")
+    print(f"Cost:                {_cost(stats.metadata.get('total_cost_usd'))}")
+
+
+def _ttft(stats: StreamStats) -> str:
+    if stats.first_token is None:
+        return "n/a (no tokens)"
+    return f"{(stats.first_token - stats.started) * 1000:.0f} ms"
+
+
+def _speed(stats: StreamStats) -> str:
+    if stats.first_token is None or stats.last_token is None:
+        return "n/a (no tokens)"
+    span = stats.last_token - stats.first_token
+    if span <= 0:
+        return "n/a (a single chunk)"
+    if stats.usage:
+        return f"{stats.usage['output_tokens'] / span:.1f} (output tokens from usage)"
+    return f"{stats.chunks / span:.1f} (chunks; usage not reported)"
+
+
+def _usage(usage: UsageMetadata | None) -> str:
+    if not usage:
+        return "not reported"
+    return (
+        f"{usage['input_tokens']} input + {usage['output_tokens']} output "
+        f"= {usage['total_tokens']} tokens"
+    )
+
+
+def _cost(total: Any) -> str:
+    if total is None:
+        return "not reported"
+    return f"${float(total):.6f}"
+
+
+def _one_line(exc: BaseException) -> str:
+    """``exc`` as one line, with the API key masked should a message ever quote it."""
+    if isinstance(exc, ValidationError):  # a bad LUNAR_BASE_URL, say: pydantic's text is long
+        text = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+    else:
+        text = str(exc)
+    text = " ".join(text.split()) or type(exc).__name__
+    key = os.environ.get("LUNAR_API_KEY")
+    if key:
+        text = text.replace(key, "***")
+    return f"{type(exc).__name__}: {text}"
