@@ -6,40 +6,19 @@ import os
 from typing import Any
 
 import pytest
-from langchain_core.language_models import BaseChatModel
 from langchain_tests.integration_tests import ChatModelIntegrationTests
 
-from langchain_lunar import ChatLunar
+from tests.standard_capabilities import LunarCapabilities
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("LUNAR_API_KEY"), reason="set LUNAR_API_KEY to run against the live API"
 )
 
 
-class TestChatLunarLive(ChatModelIntegrationTests):
-    @property
-    def chat_model_class(self) -> type[BaseChatModel]:
-        return ChatLunar
-
+class TestChatLunarLive(LunarCapabilities, ChatModelIntegrationTests):
     @property
     def chat_model_params(self) -> dict[str, Any]:
         return {"model": os.environ.get("LUNAR_TEST_MODEL", "gpt-4o-mini")}
-
-    @property
-    def supports_image_inputs(self) -> bool:
-        return True
-
-    @property
-    def supports_image_urls(self) -> bool:
-        return True
-
-    @property
-    def returns_usage_metadata(self) -> bool:
-        return True
-
-    @property
-    def supports_model_override(self) -> bool:
-        return True
 
     @property
     def model_override_value(self) -> str:

@@ -85,22 +85,16 @@ class StreamAssembler:
 
     def feed(self, data: bytes) -> list[ChatGenerationChunk]:
         """Take the next bytes of the body; return the chunks they completed."""
-        chunks = []
-        for event in self._decoder.feed(data):
-            chunk = self.on_event(event)
-            if chunk is not None:
-                chunks.append(chunk)
-        return chunks
+        return self._chunks_of(self._decoder.feed(data))
 
     def close(self) -> list[ChatGenerationChunk]:
         """The body has ended: return what was still pending, then the final chunk."""
-        chunks = []
-        for event in self._decoder.close():
-            chunk = self.on_event(event)
-            if chunk is not None:
-                chunks.append(chunk)
+        chunks = self._chunks_of(self._decoder.close())
         chunks.append(self.finish())
         return chunks
+
+    def _chunks_of(self, events: list[ServerSentEvent]) -> list[ChatGenerationChunk]:
+        return [chunk for chunk in map(self.on_event, events) if chunk is not None]
 
     def on_event(self, event: ServerSentEvent) -> ChatGenerationChunk | None:
         """Handle one event; return the chunk to emit, if it carries anything."""

@@ -13,12 +13,10 @@ from langchain_tests.unit_tests import ChatModelUnitTests
 
 from langchain_lunar import ChatLunar
 
+from .standard_capabilities import LunarCapabilities
 
-class TestChatLunarStandard(ChatModelUnitTests):
-    @property
-    def chat_model_class(self) -> type[BaseChatModel]:
-        return ChatLunar
 
+class TestChatLunarStandard(LunarCapabilities, ChatModelUnitTests):
     @property
     def chat_model_params(self) -> dict[str, Any]:
         return {"model": "gpt-4o-mini", "api_key": "test-key"}
@@ -38,22 +36,6 @@ class TestChatLunarStandard(ChatModelUnitTests):
             {"model": "gpt-4o-mini"},
             {"api_key": "env-key", "base_url": "http://127.0.0.1:8080/v1"},
         )
-
-    @property
-    def supports_image_inputs(self) -> bool:
-        return True
-
-    @property
-    def supports_image_urls(self) -> bool:
-        return True
-
-    @property
-    def returns_usage_metadata(self) -> bool:
-        return True
-
-    @property
-    def supports_model_override(self) -> bool:
-        return True
 
     @pytest.mark.xfail(
         reason="langchain-core 1.7's load(allowed_objects='all') admits only langchain-core's own "
