@@ -44,6 +44,7 @@ def server(make_server: ServerFactory) -> LocalLunarServer:
 def model_for(server: LocalLunarServer, **fields: Any) -> ChatLunar:
     fields.setdefault("model", "gpt-4o-mini")
     fields.setdefault("api_key", "sk-local")
+    fields.setdefault("max_retries", 0)  # tests of one exchange; retries have their own tests
     return ChatLunar(base_url=server.base_url, **fields)
 
 

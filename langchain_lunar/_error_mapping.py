@@ -139,14 +139,14 @@ def _build(
     request_id: str | None,
     retry_after: float | None,
 ) -> APIError:
-    if status == 429:
-        return RateLimitError(message, body=body, request_id=request_id, retry_after=retry_after)
     cls = _BY_STATUS.get(status) if status is not None else None
     if cls is None:
         cls = ServerError if status is not None and status >= 500 else APIError
     if cls is BadRequestError and _is_context_overflow(message, body):
         cls = ContextLengthExceededError
-    return cls(message, status_code=status, body=body, request_id=request_id)
+    return cls(
+        message, status_code=status, body=body, request_id=request_id, retry_after=retry_after
+    )
 
 
 def _parse_body(content: bytes) -> Any:

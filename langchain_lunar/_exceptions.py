@@ -63,7 +63,16 @@ __all__ = [
 
 
 class LunarError(ModelError):
-    """Base class of every error ChatLunar raises for a failed request."""
+    """Base class of every error ChatLunar raises for a failed request.
+
+    Attributes:
+        failed_attempts: When retries or fallbacks were configured, every attempt of the call
+            that failed, this one last: dicts with ``model``, ``error`` (the class name),
+            ``status_code``, ``message`` and ``wait`` (seconds slept before the next attempt;
+            0 when moving to the next model; None for the last).
+    """
+
+    failed_attempts: tuple[dict[str, Any], ...] = ()
 
     def __reduce__(self) -> Any:
         # Subclasses take keyword-only arguments, which the default pickling cannot pass back.
@@ -78,6 +87,9 @@ class APIError(LunarError):
         status_code: The HTTP status, or the ``code`` of an error event inside a 200 stream.
         body: The parsed error body (a dict), or its text when it was not JSON.
         request_id: The server's ``x-request-id`` header, when it sent one.
+        retry_after: Seconds the server asked the client to wait, from ``Retry-After``
+            (seconds or an HTTP date), ``retry-after-ms`` or the body's ``retry_after``;
+            None when it did not say.
     """
 
     def __init__(
@@ -87,11 +99,13 @@ class APIError(LunarError):
         status_code: int | None,
         body: Any = None,
         request_id: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
         self.message = message
         self.status_code = status_code
         self.body = body
         self.request_id = request_id
+        self.retry_after = retry_after
         super().__init__(self._describe())
 
     def _describe(self) -> str:
@@ -125,24 +139,7 @@ class UnprocessableEntityError(APIError, ModelInvalidRequestError):
 
 
 class RateLimitError(APIError, ModelRateLimitError):
-    """429: too many requests.
-
-    Attributes:
-        retry_after: Seconds the server asked the client to wait, from ``Retry-After``,
-            ``retry-after-ms`` or the body's ``retry_after``; None when it did not say.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status_code: int | None = 429,
-        body: Any = None,
-        request_id: str | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        self.retry_after = retry_after
-        super().__init__(message, status_code=status_code, body=body, request_id=request_id)
+    """429: too many requests; ``retry_after`` says how long the server asked to wait."""
 
 
 class ServerError(APIError, ModelAPIError):

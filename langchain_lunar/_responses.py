@@ -59,8 +59,10 @@ def response_metadata(
     finish_reason: str | None,
     system_fingerprint: str | None,
     usage: Mapping[str, Any] | None,
+    failed_attempts: tuple[dict[str, Any], ...] = (),
 ) -> dict[str, Any]:
-    """The ``response_metadata`` of a finished answer, Lunar's cost fields included."""
+    """The ``response_metadata`` of a finished answer, Lunar's cost fields included, and the
+    attempts that failed before it (retries and fallbacks), when there were any."""
     metadata: dict[str, Any] = {"model_name": model_name, "model_provider": PROVIDER}
     if finish_reason is not None:
         metadata["finish_reason"] = finish_reason
@@ -70,10 +72,14 @@ def response_metadata(
         for field in COST_FIELDS:
             if usage.get(field) is not None:
                 metadata[field] = usage[field]
+    if failed_attempts:
+        metadata["failed_attempts"] = list(failed_attempts)
     return metadata
 
 
-def completion_to_result(payload: Any, requested_model: str) -> ChatResult:
+def completion_to_result(
+    payload: Any, requested_model: str, failed_attempts: tuple[dict[str, Any], ...] = ()
+) -> ChatResult:
     """Convert a non-streaming ``chat.completion`` object into a ``ChatResult``."""
     choices = payload.get("choices") if isinstance(payload, Mapping) else None
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], Mapping):
@@ -96,6 +102,7 @@ def completion_to_result(payload: Any, requested_model: str) -> ChatResult:
             finish_reason=finish_reason,
             system_fingerprint=payload.get("system_fingerprint"),
             usage=usage,
+            failed_attempts=failed_attempts,
         ),
     )
     generation_info = {"finish_reason": finish_reason} if finish_reason else None

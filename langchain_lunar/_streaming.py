@@ -44,6 +44,7 @@ class StreamAssembler:
     __slots__ = (
         "_decoder",
         "_delivered",
+        "_failed_attempts",
         "_fingerprint",
         "_id",
         "_requested_model",
@@ -55,8 +56,15 @@ class StreamAssembler:
         "finish_reason",
     )
 
-    def __init__(self, requested_model: str, *, secret: str | None = None) -> None:
+    def __init__(
+        self,
+        requested_model: str,
+        *,
+        secret: str | None = None,
+        failed_attempts: tuple[dict[str, Any], ...] = (),
+    ) -> None:
         self._decoder = SSEDecoder()
+        self._failed_attempts = failed_attempts
         self._requested_model = requested_model
         self._secret = secret
         self._served_model: str | None = None
@@ -177,6 +185,7 @@ class StreamAssembler:
                 finish_reason=self.finish_reason,
                 system_fingerprint=self._fingerprint,
                 usage=usage,
+                failed_attempts=self._failed_attempts,
             ),
             chunk_position="last",
         )

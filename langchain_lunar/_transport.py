@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import AsyncGenerator, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, Generator
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
@@ -36,6 +36,16 @@ class CompletionRequest:
     timeout: httpx.Timeout
     model: str
     secret: str | None
+    failed_attempts: tuple[dict[str, Any], ...] = ()
+
+    def for_model(
+        self, model: str, failed_attempts: tuple[dict[str, Any], ...]
+    ) -> CompletionRequest:
+        """This request sent to ``model`` instead, after ``failed_attempts``."""
+        if model == self.model and failed_attempts == self.failed_attempts:
+            return self
+        body = {**self.body, "model": model}
+        return replace(self, body=body, model=model, failed_attempts=failed_attempts)
 
 
 class ClientPool:
@@ -96,12 +106,14 @@ def translate_transport_error(error: httpx.HTTPError, secret: str | None) -> Lun
 
 def stream_completion(
     client: httpx.Client, request: CompletionRequest
-) -> Iterator[ChatGenerationChunk]:
+) -> Generator[ChatGenerationChunk, None, None]:
     """Send a streaming request and yield its chunks; the last one has chunk_position="last".
 
     Leaving the loop early (break, ``close()``) closes the response at once.
     """
-    assembler = StreamAssembler(request.model, secret=request.secret)
+    assembler = StreamAssembler(
+        request.model, secret=request.secret, failed_attempts=request.failed_attempts
+    )
     try:
         with client.stream(
             "POST", request.url, json=request.body, headers=request.headers, timeout=request.timeout
@@ -123,7 +135,9 @@ async def astream_completion(
     client: httpx.AsyncClient, request: CompletionRequest
 ) -> AsyncGenerator[ChatGenerationChunk, None]:
     """Async twin of ``stream_completion``; cancelling the task closes the response at once."""
-    assembler = StreamAssembler(request.model, secret=request.secret)
+    assembler = StreamAssembler(
+        request.model, secret=request.secret, failed_attempts=request.failed_attempts
+    )
     try:
         async with client.stream(
             "POST", request.url, json=request.body, headers=request.headers, timeout=request.timeout
@@ -170,7 +184,7 @@ def _result_from(response: httpx.Response, request: CompletionRequest) -> ChatRe
     payload = _json_body(response, request)
     if isinstance(payload, dict) and payload.get("error") is not None:
         raise error_from_event(payload, secret=request.secret)
-    return completion_to_result(payload, request.model)
+    return completion_to_result(payload, request.model, request.failed_attempts)
 
 
 def _unexpected_answer(response: httpx.Response, request: CompletionRequest) -> LunarError:

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import asyncio
+import itertools
+import time
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterator,
+)
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,15 +37,26 @@ from typing_extensions import Self
 from langchain_lunar import _transport
 from langchain_lunar._messages import to_lunar_messages
 from langchain_lunar._responses import PROVIDER
+from langchain_lunar._retry import RetrySettings, acall_with_retries, call_with_retries
 from langchain_lunar._transport import ClientPool, CompletionRequest
 from langchain_lunar._version import __version__
 
 DEFAULT_BASE_URL = "https://api.lunar-sys.com/v1"
 DEFAULT_TIMEOUT = httpx.Timeout(600.0, connect=10.0)
 
+_RETRY_FIELDS = ("max_retries", "max_retry_wait", "backoff_base", "backoff_max", "backoff_jitter")
 # Per-call keyword arguments that configure the request rather than being body fields.
 _TRANSPORT_KWARGS = frozenset(
-    {"api_key", "base_url", "timeout", "default_headers", "stream_usage", "model_kwargs"}
+    {
+        "api_key",
+        "base_url",
+        "timeout",
+        "default_headers",
+        "stream_usage",
+        "model_kwargs",
+        "fallbacks",
+        *_RETRY_FIELDS,
+    }
 )
 # Flags LangChain itself passes down; they must not reach the request body.
 _LANGCHAIN_KWARGS = frozenset(
@@ -107,12 +128,30 @@ class ChatLunar(BaseChatModel):
     """Extra body fields sent with every request."""
     default_headers: dict[str, str] | None = None
     """Extra headers sent with every request."""
+    fallbacks: list[str] = Field(default_factory=list)
+    """Models to ask, in order, when the model fails with an error that may pass (429, 5xx,
+    408, 409, connection errors, timeouts) and its retries are used up. While streaming, only
+    until the first chunk has reached the caller."""
+    max_retries: int = Field(default=2, ge=0)
+    """Retries on each model (so ``1 + max_retries`` attempts per model)."""
+    max_retry_wait: float = Field(default=60.0, ge=0)
+    """The longest wait the server may ask for (``Retry-After``) that is slept; when it asks
+    for longer, the next model is asked at once (or the error raised, if there is none)."""
+    backoff_base: float = Field(default=0.5, ge=0)
+    """First backoff wait in seconds when the server did not say; doubles with each retry."""
+    backoff_max: float = Field(default=8.0, ge=0)
+    """Cap on one backoff wait in seconds."""
+    backoff_jitter: float = Field(default=0.5, ge=0)
+    """Up to this many random seconds added to each backoff wait."""
     http_client: httpx.Client | None = Field(default=None, exclude=True)
     """Your own ``httpx.Client`` (proxies, certificates, transports). Default: one of ours."""
     http_async_client: httpx.AsyncClient | None = Field(default=None, exclude=True)
     """Your own ``httpx.AsyncClient``. Default: one of ours per event loop."""
 
     _clients: ClientPool = PrivateAttr()
+    # tenacity's sleeps; tests replace them to observe the waits without waiting.
+    _sleep: Callable[[float], None] = PrivateAttr(default=time.sleep)
+    _asleep: Callable[[float], Awaitable[None]] = PrivateAttr(default=asyncio.sleep)
 
     @field_serializer("timeout")
     def _serialize_timeout(self, timeout: float | httpx.Timeout | None) -> Any:
@@ -162,6 +201,7 @@ class ChatLunar(BaseChatModel):
             "base_url": self.base_url,
             **{name: getattr(self, name) for name in _BODY_FIELDS if name != "model"},
             "model_kwargs": self.model_kwargs,
+            "fallbacks": self.fallbacks,
         }
 
     def _get_invocation_params(
@@ -197,8 +237,13 @@ class ChatLunar(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        request = self._build_request(messages, stop, kwargs, stream=False)
-        return _transport.complete(self._sync_client(), request)
+        request, retry = self._build_request(messages, stop, kwargs, stream=False)
+        client = self._sync_client()
+        return call_with_retries(
+            *retry,
+            lambda model, failed: _transport.complete(client, request.for_model(model, failed)),
+            sleep=self._sleep,
+        )
 
     async def _agenerate(
         self,
@@ -207,8 +252,13 @@ class ChatLunar(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        request = self._build_request(messages, stop, kwargs, stream=False)
-        return await _transport.acomplete(self._async_client(), request)
+        request, retry = self._build_request(messages, stop, kwargs, stream=False)
+        client = self._async_client()
+        return await acall_with_retries(
+            *retry,
+            lambda model, failed: _transport.acomplete(client, request.for_model(model, failed)),
+            sleep=self._asleep,
+        )
 
     def _stream(
         self,
@@ -217,16 +267,29 @@ class ChatLunar(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        request = self._build_request(messages, stop, kwargs, stream=True)
-        chunks = _transport.stream_completion(self._sync_client(), request)
-        if run_manager is None:
-            # `stream()` and `invoke()` fire on_llm_new_token themselves for every chunk.
-            yield from chunks
-            return
-        # Only the event-protocol path passes a run manager, and it fires no token callbacks.
-        for chunk in chunks:
-            run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-            yield chunk
+        request, retry = self._build_request(messages, stop, kwargs, stream=True)
+        client = self._sync_client()
+
+        def open_stream(
+            model: str, failed: tuple[dict[str, Any], ...]
+        ) -> tuple[ChatGenerationChunk, Generator[ChatGenerationChunk, None, None]]:
+            # The first chunk is read inside the attempt: until it arrives, a failure is retried.
+            chunks = _transport.stream_completion(client, request.for_model(model, failed))
+            return next(chunks), chunks
+
+        first, rest = call_with_retries(*retry, open_stream, sleep=self._sleep)
+        try:
+            if run_manager is None:
+                # `stream()` and `invoke()` fire on_llm_new_token themselves for every chunk.
+                yield first
+                yield from rest
+                return
+            # Only the event-protocol path passes a run manager, and it fires no token callbacks.
+            for chunk in itertools.chain((first,), rest):
+                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                yield chunk
+        finally:
+            rest.close()  # at once, also when the caller stops before the end
 
     async def _astream(
         self,
@@ -235,16 +298,27 @@ class ChatLunar(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        request = self._build_request(messages, stop, kwargs, stream=True)
-        chunks = _transport.astream_completion(self._async_client(), request)
+        request, retry = self._build_request(messages, stop, kwargs, stream=True)
+        client = self._async_client()
+
+        async def open_stream(
+            model: str, failed: tuple[dict[str, Any], ...]
+        ) -> tuple[ChatGenerationChunk, AsyncGenerator[ChatGenerationChunk, None]]:
+            chunks = _transport.astream_completion(client, request.for_model(model, failed))
+            return await chunks.__anext__(), chunks
+
+        first, rest = await acall_with_retries(*retry, open_stream, sleep=self._asleep)
         try:
-            async for chunk in chunks:
+            if run_manager is not None:
+                await run_manager.on_llm_new_token(first.text, chunk=first)
+            yield first
+            async for chunk in rest:
                 if run_manager is not None:
                     await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                 yield chunk
         finally:
             # Close the HTTP response now, not whenever the event loop finalizes the generator.
-            await chunks.aclose()
+            await rest.aclose()
 
     def _sync_client(self) -> httpx.Client:
         return self.http_client or self._clients.sync_client()
@@ -259,7 +333,7 @@ class ChatLunar(BaseChatModel):
         kwargs: dict[str, Any],
         *,
         stream: bool,
-    ) -> CompletionRequest:
+    ) -> tuple[CompletionRequest, tuple[RetrySettings, list[str]]]:
         call = {
             key: value
             for key, value in kwargs.items()
@@ -295,7 +369,7 @@ class ChatLunar(BaseChatModel):
             headers["Authorization"] = f"Bearer {secret}"
             headers["x-api-key"] = secret
         base_url = transport.get("base_url", self.base_url).rstrip("/")
-        return CompletionRequest(
+        request = CompletionRequest(
             url=f"{base_url}/chat/completions",
             headers=headers,
             body=body,
@@ -303,6 +377,11 @@ class ChatLunar(BaseChatModel):
             model=body["model"],
             secret=secret,
         )
+        retry = RetrySettings(
+            **{name: transport.get(name, getattr(self, name)) for name in _RETRY_FIELDS}
+        )
+        models = [request.model, *transport.get("fallbacks", self.fallbacks)]
+        return request, (retry, models)
 
 
 def _as_timeout(timeout: float | httpx.Timeout | None) -> httpx.Timeout:

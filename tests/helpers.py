@@ -81,6 +81,7 @@ def mock_model(handler: Handler, **fields: Any) -> ChatLunar:
     transport = httpx.MockTransport(handler)
     fields.setdefault("model", "gpt-4o-mini")
     fields.setdefault("api_key", "test-key")
+    fields.setdefault("max_retries", 0)  # tests of one exchange; retries have their own tests
     return ChatLunar(
         http_client=httpx.Client(transport=transport),
         http_async_client=httpx.AsyncClient(transport=transport),

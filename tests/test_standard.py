@@ -22,14 +22,6 @@ class TestChatLunarStandard(LunarCapabilities, ChatModelUnitTests):
         return {"model": "gpt-4o-mini", "api_key": "test-key"}
 
     @property
-    def standard_chat_model_params(self) -> dict[str, Any]:
-        params = super().standard_chat_model_params
-        # Retries are the subject of a later issue; until ChatLunar has them it refuses the field
-        # rather than accept it and do nothing.
-        params.pop("max_retries")
-        return params
-
-    @property
     def init_from_env_params(self) -> tuple[dict[str, str], dict[str, Any], dict[str, Any]]:
         return (
             {"LUNAR_API_KEY": "env-key", "LUNAR_BASE_URL": "http://127.0.0.1:8080/v1"},

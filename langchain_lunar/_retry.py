@@ -1,0 +1,206 @@
+"""Retries and model fallbacks: one tenacity policy for every call, sync or async, streaming or not.
+
+One call is a sequence of attempts. Each attempt asks one model; the policy decides after each
+failure what comes next:
+
+- an error that may pass (408, 409, 429, 5xx, connection errors, timeouts) is retried on the
+  same model, up to ``max_retries`` times, after the wait the server asked for or else an
+  exponential backoff with jitter;
+- when the retries are used up, or the server asks for a wait longer than ``max_retry_wait``,
+  the next model of ``fallbacks`` is asked at once;
+- any other error (400, 401, 403, 404, 422, a malformed answer) is raised at once.
+
+A streaming attempt succeeds once its first chunk has arrived; what happens after that is never
+retried, because the caller has seen it (see ``StreamInterruptedError``).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception
+
+from langchain_lunar._exceptions import APIConnectionError, APIError, LunarError
+
+logger = logging.getLogger("langchain_lunar")
+
+T = TypeVar("T")
+
+_RETRYABLE_STATUSES = frozenset({408, 409, 429})
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    """How hard one call tries. See ChatLunar's fields of the same names."""
+
+    max_retries: int = 2
+    max_retry_wait: float = 60.0
+    backoff_base: float = 0.5
+    backoff_max: float = 8.0
+    backoff_jitter: float = 0.5
+
+
+def is_retryable(error: BaseException) -> bool:
+    """Whether ``error`` may pass on a retry, or on another model."""
+    if isinstance(error, APIConnectionError):
+        return True
+    if isinstance(error, APIError) and error.status_code is not None:
+        return error.status_code in _RETRYABLE_STATUSES or error.status_code >= 500
+    return False
+
+
+class _Plan:
+    """The state of one call's attempts, read and advanced by tenacity's hooks."""
+
+    def __init__(self, models: Sequence[str], settings: RetrySettings) -> None:
+        self.models = models
+        self.settings = settings
+        self.index = 0
+        self.retries_used = 0
+        self.failed: list[dict[str, Any]] = []
+        self.stopped = False
+        self._next: tuple[int, float] | None = None  # (model index, wait) decided by `wait`
+
+    @property
+    def model(self) -> str:
+        return self.models[self.index]
+
+    def wait(self, state: RetryCallState) -> float:
+        """tenacity's ``wait`` hook, called first after a retryable failure: decide what next."""
+        error = _error_of(state)
+        asked: float | None = getattr(error, "retry_after", None)
+        settings = self.settings
+        if self.retries_used < settings.max_retries and (
+            asked is None or asked <= settings.max_retry_wait
+        ):
+            self._next = (self.index, asked if asked is not None else self._backoff())
+        elif self.index + 1 < len(self.models):
+            self._next = (self.index + 1, 0.0)
+        else:
+            self._next = None
+        return self._next[1] if self._next else 0.0
+
+    def stop(self, state: RetryCallState) -> bool:
+        """tenacity's ``stop`` hook: stop when ``wait`` found nothing left to try."""
+        if self._next is None:
+            self.record(_error_of(state), wait=None)
+            self.stopped = True
+        return self.stopped
+
+    def before_sleep(self, state: RetryCallState) -> None:
+        """tenacity's ``before_sleep`` hook: record the failure, log it, move to the next step."""
+        assert self._next is not None
+        index, wait = self._next
+        error = _error_of(state)
+        self.record(error, wait=wait)
+        if index == self.index:
+            self.retries_used += 1
+            logger.warning(
+                "Retrying %s in %.2f s (retry %d of %d) after %s",
+                self.model,
+                wait,
+                self.retries_used,
+                self.settings.max_retries,
+                _describe(error),
+            )
+        else:
+            logger.warning(
+                "Falling back from %s to %s after %s",
+                self.model,
+                self.models[index],
+                _describe(error),
+            )
+            self.index = index
+            self.retries_used = 0
+
+    def _backoff(self) -> float:
+        settings = self.settings
+        exponential = settings.backoff_base * 2.0**self.retries_used
+        jitter = random.uniform(0, settings.backoff_jitter) if settings.backoff_jitter else 0.0
+        return min(exponential + jitter, settings.backoff_max)
+
+    def record(self, error: BaseException, *, wait: float | None) -> None:
+        self.failed.append(
+            {
+                "model": self.model,
+                "error": type(error).__name__,
+                "status_code": getattr(error, "status_code", None),
+                "message": str(error),
+                "wait": wait,
+            }
+        )
+
+
+def _policy(plan: _Plan) -> dict[str, Any]:
+    """The tenacity arguments shared by the sync and async loops."""
+    return {
+        "retry": retry_if_exception(is_retryable),
+        "wait": plan.wait,
+        "stop": plan.stop,
+        "before_sleep": plan.before_sleep,
+        "reraise": True,
+    }
+
+
+def call_with_retries(
+    settings: RetrySettings,
+    models: Sequence[str],
+    attempt: Callable[[str, tuple[dict[str, Any], ...]], T],
+    *,
+    sleep: Callable[[float], None],
+) -> T:
+    """Run ``attempt(model, failed_attempts_so_far)`` under the policy; return its first success."""
+    plan = _Plan(models, settings)
+    try:
+        return Retrying(sleep=sleep, **_policy(plan))(
+            lambda: attempt(plan.model, tuple(plan.failed))
+        )
+    except LunarError as error:
+        _attach(error, plan)
+        raise
+
+
+async def acall_with_retries(
+    settings: RetrySettings,
+    models: Sequence[str],
+    attempt: Callable[[str, tuple[dict[str, Any], ...]], Awaitable[T]],
+    *,
+    sleep: Callable[[float], Awaitable[None]],
+) -> T:
+    """Async twin of ``call_with_retries``."""
+    plan = _Plan(models, settings)
+
+    async def attempt_now() -> T:  # tenacity awaits only coroutine functions, not lambdas
+        return await attempt(plan.model, tuple(plan.failed))
+
+    try:
+        return await AsyncRetrying(sleep=sleep, **_policy(plan))(attempt_now)
+    except LunarError as error:
+        _attach(error, plan)
+        raise
+
+
+def _attach(error: LunarError, plan: _Plan) -> None:
+    if not plan.stopped:
+        plan.record(error, wait=None)  # raised at once: not retryable
+    error.failed_attempts = tuple(plan.failed)
+
+
+def _error_of(state: RetryCallState) -> BaseException:
+    assert state.outcome is not None
+    error = state.outcome.exception()
+    assert error is not None
+    return error
+
+
+def _describe(error: BaseException) -> str:
+    status = getattr(error, "status_code", None)
+    return (
+        f"{type(error).__name__} ({status}): {error}"
+        if status
+        else f"{type(error).__name__}: {error}"
+    )
