@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 from langchain_core.messages import AIMessageChunk
@@ -91,18 +92,24 @@ class StreamAssembler:
         """The text emitted so far."""
         return "".join(self._texts)
 
-    def feed(self, data: bytes) -> list[ChatGenerationChunk]:
-        """Take the next bytes of the body; return the chunks they completed."""
+    def feed(self, data: bytes) -> Iterator[ChatGenerationChunk]:
+        """Take the next bytes of the body; yield the chunks they completed.
+
+        Lazily: each chunk is handed out before the next event is read, so an error event
+        later in the same bytes finds the earlier chunks delivered, and only those.
+        """
         return self._chunks_of(self._decoder.feed(data))
 
-    def close(self) -> list[ChatGenerationChunk]:
-        """The body has ended: return what was still pending, then the final chunk."""
-        chunks = self._chunks_of(self._decoder.close())
-        chunks.append(self.finish())
-        return chunks
+    def close(self) -> Iterator[ChatGenerationChunk]:
+        """The body has ended: yield what was still pending, then the final chunk."""
+        yield from self._chunks_of(self._decoder.close())
+        yield self.finish()
 
-    def _chunks_of(self, events: list[ServerSentEvent]) -> list[ChatGenerationChunk]:
-        return [chunk for chunk in map(self.on_event, events) if chunk is not None]
+    def _chunks_of(self, events: list[ServerSentEvent]) -> Iterator[ChatGenerationChunk]:
+        for event in events:
+            chunk = self.on_event(event)
+            if chunk is not None:
+                yield chunk
 
     def on_event(self, event: ServerSentEvent) -> ChatGenerationChunk | None:
         """Handle one event; return the chunk to emit, if it carries anything."""

@@ -149,9 +149,10 @@ class ChatLunar(BaseChatModel):
     """Your own ``httpx.AsyncClient``. Default: one of ours per event loop."""
 
     _clients: ClientPool = PrivateAttr()
-    # tenacity's sleeps; tests replace them to observe the waits without waiting.
-    _sleep: Callable[[float], None] = PrivateAttr(default=time.sleep)
-    _asleep: Callable[[float], Awaitable[None]] = PrivateAttr(default=asyncio.sleep)
+    # tenacity's sleeps, None for time.sleep / asyncio.sleep; tests set them to observe the
+    # waits without waiting. (A function default would be bound like a method.)
+    _sleep: Callable[[float], None] | None = PrivateAttr(default=None)
+    _asleep: Callable[[float], Awaitable[None]] | None = PrivateAttr(default=None)
 
     @field_serializer("timeout")
     def _serialize_timeout(self, timeout: float | httpx.Timeout | None) -> Any:
@@ -242,7 +243,7 @@ class ChatLunar(BaseChatModel):
         return call_with_retries(
             *retry,
             lambda model, failed: _transport.complete(client, request.for_model(model, failed)),
-            sleep=self._sleep,
+            sleep=self._sleep or time.sleep,
         )
 
     async def _agenerate(
@@ -257,7 +258,7 @@ class ChatLunar(BaseChatModel):
         return await acall_with_retries(
             *retry,
             lambda model, failed: _transport.acomplete(client, request.for_model(model, failed)),
-            sleep=self._asleep,
+            sleep=self._asleep or asyncio.sleep,
         )
 
     def _stream(
@@ -277,7 +278,7 @@ class ChatLunar(BaseChatModel):
             chunks = _transport.stream_completion(client, request.for_model(model, failed))
             return next(chunks), chunks
 
-        first, rest = call_with_retries(*retry, open_stream, sleep=self._sleep)
+        first, rest = call_with_retries(*retry, open_stream, sleep=self._sleep or time.sleep)
         try:
             if run_manager is None:
                 # `stream()` and `invoke()` fire on_llm_new_token themselves for every chunk.
@@ -307,7 +308,9 @@ class ChatLunar(BaseChatModel):
             chunks = _transport.astream_completion(client, request.for_model(model, failed))
             return await chunks.__anext__(), chunks
 
-        first, rest = await acall_with_retries(*retry, open_stream, sleep=self._asleep)
+        first, rest = await acall_with_retries(
+            *retry, open_stream, sleep=self._asleep or asyncio.sleep
+        )
         try:
             if run_manager is not None:
                 await run_manager.on_llm_new_token(first.text, chunk=first)
