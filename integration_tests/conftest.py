@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from langchain_core.messages import AIMessageChunk
 
 from langchain_lunar import ChatLunar
 from langchain_lunar.testing import LocalLunarServer
@@ -51,3 +52,22 @@ def model_for(server: LocalLunarServer, **fields: Any) -> ChatLunar:
 @pytest.fixture
 def llm(server: LocalLunarServer) -> ChatLunar:
     return model_for(server)
+
+
+async def deliver(llm: Any, mode: str, into: list[Any]) -> None:
+    """Stream from ``llm`` (``mode`` "sync"/"stream" or "async"/"astream"), appending each chunk
+    to ``into`` as it arrives, so a test sees what was delivered before an error."""
+    if mode in ("sync", "stream"):
+        for chunk in llm.stream("hi"):
+            into.append(chunk)
+    else:
+        async for chunk in llm.astream("hi"):
+            into.append(chunk)
+
+
+def merged(chunks: list[AIMessageChunk]) -> AIMessageChunk:
+    """The chunks added up, as LangChain aggregates a stream."""
+    total = chunks[0]
+    for piece in chunks[1:]:
+        total = total + piece
+    return total

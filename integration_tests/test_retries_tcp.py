@@ -10,7 +10,7 @@ import pytest
 from langchain_lunar import AuthenticationError, RateLimitError, StreamInterruptedError
 from langchain_lunar.testing import Fault, LocalLunarServer
 
-from .conftest import STORY, TOKENS, model_for
+from .conftest import STORY, TOKENS, deliver, merged, model_for
 
 MODES = ["invoke", "ainvoke", "stream", "astream"]
 modes = pytest.mark.parametrize("mode", MODES)
@@ -21,11 +21,9 @@ async def answer(llm: Any, mode: str) -> Any:
         return llm.invoke("hi")
     if mode == "ainvoke":
         return await llm.ainvoke("hi")
-    chunks = list(llm.stream("hi")) if mode == "stream" else [c async for c in llm.astream("hi")]
-    total = chunks[0]
-    for piece in chunks[1:]:
-        total = total + piece
-    return total
+    chunks: list[Any] = []
+    await deliver(llm, mode, chunks)
+    return merged(chunks)
 
 
 def resilient(server: LocalLunarServer, **fields: Any) -> Any:
@@ -134,20 +132,10 @@ async def test_disconnect_after_five_tokens_raises_after_exactly_those(
     server: LocalLunarServer, mode: str
 ) -> None:
     server.script(Fault.disconnect(after=5))
-    llm = resilient(server)
-    delivered: list[str] = []
-
-    async def consume() -> None:
-        if mode == "stream":
-            for chunk in llm.stream("hi"):
-                delivered.append(chunk.content)
-        else:
-            async for chunk in llm.astream("hi"):
-                delivered.append(chunk.content)
-
+    delivered: list[Any] = []
     with pytest.raises(StreamInterruptedError) as caught:
-        await consume()
-    assert delivered == TOKENS[:5]
+        await deliver(resilient(server), mode, delivered)
+    assert [c.content for c in delivered] == TOKENS[:5]
     assert caught.value.text == "".join(TOKENS[:5])
     assert len(server.requests) == 1  # nothing retried, nothing replayed from a fallback
 
@@ -159,6 +147,6 @@ async def test_only_the_fallbacks_tokens_reach_the_caller(
     server.script(
         Fault.stream_error(after=0, error={"message": "busy", "code": 429}), model="gpt-4o-mini"
     )
-    llm = resilient(server, max_retries=0)
-    chunks = list(llm.stream("hi")) if mode == "stream" else [c async for c in llm.astream("hi")]
+    chunks: list[Any] = []
+    await deliver(resilient(server, max_retries=0), mode, chunks)
     assert [c.content for c in chunks[:-1]] == TOKENS

@@ -22,7 +22,7 @@ from langchain_lunar import (
 )
 from langchain_lunar.testing import Fault, LocalLunarServer, WireStyle
 
-from .conftest import STORY, TOKENS, ServerFactory, model_for
+from .conftest import STORY, TOKENS, ServerFactory, deliver, merged, model_for
 
 
 async def stream_chunks(
@@ -31,13 +31,6 @@ async def stream_chunks(
     if mode == "sync":
         return list(llm.stream(prompt, **kwargs))
     return [chunk async for chunk in llm.astream(prompt, **kwargs)]
-
-
-def merged(chunks: list[AIMessageChunk]) -> AIMessageChunk:
-    total = chunks[0]
-    for piece in chunks[1:]:
-        total = total + piece
-    return total
 
 
 modes = pytest.mark.parametrize("mode", ["sync", "async"])
@@ -214,19 +207,10 @@ async def test_disconnect_after_five_tokens_raises_after_exactly_those(
     server: LocalLunarServer, llm: ChatLunar, mode: str
 ) -> None:
     server.script(Fault.disconnect(after=5))
-    delivered: list[str] = []
-
-    async def consume() -> None:
-        if mode == "sync":
-            for chunk in llm.stream("hi"):
-                delivered.append(chunk.content)
-        else:
-            async for chunk in llm.astream("hi"):
-                delivered.append(chunk.content)
-
+    delivered: list[AIMessageChunk] = []
     with pytest.raises(StreamInterruptedError) as caught:
-        await consume()
-    assert delivered == TOKENS[:5]
+        await deliver(llm, mode, delivered)
+    assert [c.content for c in delivered] == TOKENS[:5]
     assert caught.value.text == "".join(TOKENS[:5])
     assert isinstance(caught.value.__cause__, APIConnectionError)
 
