@@ -35,6 +35,20 @@ def to_lunar_messages(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
                 f"with a role of {', '.join(sorted(_ROLES))})."
             )
     converted = convert_to_openai_messages(list(messages), pass_through_unknown_blocks=False)
+    # The converter drops invalid tool calls; the model must see its own malformed call again,
+    # and a ToolMessage answering one needs its id. Assistant dicts keep the messages' order.
+    assistant_messages = [m for m in messages if _is_assistant(m)]
+    assistant_dicts = [d for d in converted if d["role"] == "assistant"]
+    for message, message_dict in zip(assistant_messages, assistant_dicts, strict=True):
+        if isinstance(message, AIMessage) and message.invalid_tool_calls:
+            message_dict.setdefault("tool_calls", []).extend(
+                {
+                    "type": "function",
+                    "id": call["id"],
+                    "function": {"name": call["name"] or "", "arguments": call["args"] or ""},
+                }
+                for call in message.invalid_tool_calls
+            )
     for index, message_dict in enumerate(converted):
         if message_dict["role"] not in _ROLES:
             raise ValueError(
@@ -51,3 +65,9 @@ def to_lunar_messages(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
                         "takes text and image parts only. Remove it or turn it into text."
                     )
     return converted
+
+
+def _is_assistant(message: BaseMessage) -> bool:
+    return isinstance(message, AIMessage) or (
+        isinstance(message, ChatMessage) and message.role == "assistant"
+    )

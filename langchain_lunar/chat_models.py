@@ -12,18 +12,22 @@ from collections.abc import (
     Callable,
     Generator,
     Iterator,
+    Sequence,
 )
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel, LangSmithParams
-from langchain_core.messages import BaseMessage
+from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
+from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable
 from langchain_core.utils import from_env, secret_from_env
+from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import (
     AliasChoices,
+    BaseModel,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -38,6 +42,14 @@ from langchain_lunar import _transport
 from langchain_lunar._messages import to_lunar_messages
 from langchain_lunar._responses import PROVIDER
 from langchain_lunar._retry import RetrySettings, acall_with_retries, call_with_retries
+from langchain_lunar._tools import (
+    StructuredOutputMethod,
+    ToolLike,
+    format_tool_choice,
+    format_tools,
+    structured_output_request,
+    with_raw,
+)
 from langchain_lunar._transport import ClientPool, CompletionRequest
 from langchain_lunar._version import __version__
 
@@ -322,6 +334,68 @@ class ChatLunar(BaseChatModel):
         finally:
             # Close the HTTP response now, not whenever the event loop finalizes the generator.
             await rest.aclose()
+
+    def bind_tools(
+        self,
+        tools: Sequence[ToolLike],
+        *,
+        tool_choice: str | bool | dict[str, Any] | None = None,
+        parallel_tool_calls: bool | None = None,
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools (functions, pydantic models, TypedDicts, JSON schemas, ``BaseTool``s).
+
+        Args:
+            tools: The tools the model may call.
+            tool_choice: A tool name to force that tool, ``"auto"``, ``"none"``,
+                ``"any"``/``"required"`` (some tool), ``True`` (the only tool), or a dict in
+                the OpenAI form.
+            parallel_tool_calls: Whether the model may call several tools in one answer.
+            strict: Ask the server to keep arguments to each tool's schema exactly.
+            kwargs: More request fields, as for ``bind``.
+        """
+        formatted = format_tools(tools, strict=strict)
+        if tool_choice is not None and tool_choice is not False:
+            kwargs["tool_choice"] = format_tool_choice(tool_choice, formatted)
+        if parallel_tool_calls is not None:
+            kwargs["parallel_tool_calls"] = parallel_tool_calls
+        return self.bind(tools=formatted, **kwargs)
+
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type | None = None,
+        *,
+        include_raw: bool = False,
+        method: StructuredOutputMethod = "function_calling",
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, dict[str, Any] | BaseModel]:
+        """A runnable whose output follows ``schema`` (pydantic model, TypedDict or JSON schema).
+
+        Args:
+            schema: The shape of the output; a pydantic model gives instances, the others dicts.
+                Only ``method="json_mode"`` works without one.
+            include_raw: Return ``{"raw", "parsed", "parsing_error"}`` instead of raising when
+                the answer does not parse.
+            method: ``"function_calling"`` (a forced tool call), ``"json_schema"`` (the
+                server's structured outputs) or ``"json_mode"`` (JSON output; say the shape
+                in the prompt).
+            strict: Ask the server to keep to the schema exactly.
+            kwargs: More request fields, as for ``bind``.
+
+        Streaming yields growing partial objects for dict outputs.
+        """
+        fields, parser = structured_output_request(schema, method, strict)
+        model = self.bind(
+            **fields,
+            **kwargs,
+            ls_structured_output_format={
+                "kwargs": {"method": method, "strict": strict},
+                "schema": convert_to_openai_tool(schema) if schema is not None else None,
+            },
+        )
+        return with_raw(model, parser) if include_raw else model | parser
 
     def _sync_client(self) -> httpx.Client:
         return self.http_client or self._clients.sync_client()

@@ -27,3 +27,7 @@ class LunarCapabilities:
     @property
     def supports_model_override(self) -> bool:
         return True
+
+    @property
+    def supports_json_mode(self) -> bool:
+        return True

@@ -400,7 +400,12 @@ def test_validation_400_names_the_problem(
 
 
 def test_all_roles_accepted_and_chunked_request_body(server: LocalLunarServer) -> None:
-    messages = [{"role": role, "content": "x"} for role in ("developer", "system", "assistant")]
+    messages: list[dict[str, Any]] = [
+        {"role": role, "content": "x"} for role in ("developer", "system", "assistant")
+    ]
+    # A tool message must answer a tool call of an earlier assistant message.
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    messages[-1]["tool_calls"] = [call]
     messages += [{"role": "tool", "content": "42", "tool_call_id": "c1"}]
     messages += [{"role": "user", "content": "last"}]
     payload = json.dumps({"model": "m", "messages": messages}).encode()

@@ -3,21 +3,34 @@
 ``LocalLunarServer`` is a real HTTP server on 127.0.0.1 that speaks the Lunar chat-completions
 protocol (OpenAI-compatible, with Lunar's cost fields in ``usage``). It is written from the
 wire protocol alone and imports nothing from the client, so a client bug cannot hide on both
-sides. ``WireStyle`` varies how the SSE stream is written, ``Fault`` scripts failures, and the
-``lunar_server`` pytest fixture (auto-loaded plugin) gives a started server per test.
+sides. ``Reply`` and ``ToolCall`` script answers with tool calls, ``WireStyle`` varies how the
+SSE stream is written, ``Fault`` scripts failures, and the ``lunar_server`` pytest fixture
+(auto-loaded plugin) gives a started server per test.
 
 Example::
 
-    from langchain_lunar.testing import Fault, LocalLunarServer
+    from langchain_lunar.testing import Fault, LocalLunarServer, Reply, ToolCall
 
     with LocalLunarServer(reply="Hello there!") as server:
-        server.script(Fault.status(429, headers={"Retry-After": "1"}))
+        server.script(
+            Fault.status(429, headers={"Retry-After": "1"}),
+            Reply(tool_calls=[ToolCall("add", {"a": 1, "b": 2})]),
+        )
         ...  # point a client at server.base_url
 """
 
 from langchain_lunar.testing._protocol import DEFAULT_PRICE
+from langchain_lunar.testing._reply import Reply, ToolCall
 from langchain_lunar.testing._script import Fault
 from langchain_lunar.testing._server import LocalLunarServer, RecordedRequest
 from langchain_lunar.testing._sse import WireStyle
 
-__all__ = ["DEFAULT_PRICE", "Fault", "LocalLunarServer", "RecordedRequest", "WireStyle"]
+__all__ = [
+    "DEFAULT_PRICE",
+    "Fault",
+    "LocalLunarServer",
+    "RecordedRequest",
+    "Reply",
+    "ToolCall",
+    "WireStyle",
+]

@@ -8,6 +8,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from langchain_lunar.testing._reply import Reply, ToolCall
+
 FaultKind = Literal[
     "status", "stream_error", "disconnect", "no_done", "malformed", "slow", "stall", "reply"
 ]
@@ -38,6 +40,9 @@ class Fault:
     answers with the error object as an HTTP error (status = its ``code`` if 400-599, else
     500); ``disconnect`` closes the connection without any response; ``no_done`` is a normal
     reply; ``malformed`` sends ``line`` as a 200 ``application/json`` body.
+
+    ``after`` counts the streamed deltas of the answer: its text tokens, then its tool-call
+    chunks (see ``WireStyle.tool_fragment``), so a fault can strike inside a call's arguments.
     """
 
     kind: FaultKind
@@ -49,6 +54,7 @@ class Fault:
     line: str = ""
     seconds: float = 0.0
     text: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
 
     @classmethod
     def status(
@@ -67,36 +73,37 @@ class Fault:
 
     @classmethod
     def stream_error(cls, after: int = 0, error: dict[str, Any] | None = None) -> Fault:
-        """Start a normal 200 stream, send ``after`` content tokens, then the event
-        ``data: {"error": error}`` (default: 503 "Upstream overloaded") and end the body
-        cleanly, without finish chunk, usage or ``[DONE]``."""
+        """Start a normal 200 stream, send ``after`` deltas (tokens, tool-call chunks), then
+        the event ``data: {"error": error}`` (default: 503 "Upstream overloaded") and end the
+        body cleanly, without finish chunk, usage or ``[DONE]``."""
         _check_after(after)
         return cls("stream_error", after=after, error=dict(error or DEFAULT_STREAM_ERROR))
 
     @classmethod
     def disconnect(cls, after: int = 0) -> Fault:
-        """Stream the role chunk and ``after`` content tokens, then close the TCP connection
-        abruptly: no terminating chunk, so the client sees an incomplete body."""
+        """Stream the role chunk and ``after`` deltas (tokens, tool-call chunks), then close
+        the TCP connection abruptly: no terminating chunk, so the client sees an incomplete
+        body."""
         _check_after(after)
         return cls("disconnect", after=after)
 
     @classmethod
     def no_done(cls, after: int | None = None) -> Fault:
         """End the stream cleanly without ``[DONE]``. With ``after=None`` everything else is
-        sent (finish chunk, usage); with ``after=n`` only the role chunk and n tokens."""
+        sent (finish chunk, usage); with ``after=n`` only the role chunk and n deltas."""
         _check_after(after)
         return cls("no_done", after=after)
 
     @classmethod
     def malformed(cls, after: int = 0, line: str = "data: {not json") -> Fault:
-        """Stream ``after`` tokens, write ``line`` raw plus a blank line, then continue
+        """Stream ``after`` deltas, write ``line`` raw plus a blank line, then continue
         normally to ``[DONE]``."""
         _check_after(after)
         return cls("malformed", after=after, line=line)
 
     @classmethod
     def slow(cls, token_delay: float) -> Fault:
-        """A normal reply with ``token_delay`` seconds before each token."""
+        """A normal reply with ``token_delay`` seconds before each token or tool-call chunk."""
         _check_seconds("token_delay", token_delay)
         return cls("slow", seconds=token_delay)
 
@@ -107,8 +114,12 @@ class Fault:
         return cls("stall", seconds=seconds)
 
     @classmethod
-    def reply(cls, text: str) -> Fault:
-        """A one-off normal reply with ``text``."""
+    def reply(cls, text: str | Reply) -> Fault:
+        """A one-off normal reply: ``text``, or a ``Reply`` (text and tool calls)."""
+        if isinstance(text, Reply):
+            return cls("reply", text=text.text, tool_calls=tuple(text.tool_calls))
+        if not isinstance(text, str):
+            raise TypeError(f"Fault.reply takes a str or a Reply, got {text!r}")
         return cls("reply", text=text)
 
 
@@ -120,16 +131,17 @@ class Script:
         self._any: deque[Fault] = deque()
         self._by_model: dict[str, deque[Fault]] = {}
 
-    def add(self, steps: tuple[Fault | str, ...], model: str | None) -> None:
-        """Append ``steps`` (a str means ``Fault.reply(str)``) for ``model`` (None: any model)."""
+    def add(self, steps: tuple[Fault | Reply | str, ...], model: str | None) -> None:
+        """Append ``steps`` for ``model`` (None: any model); a str or a ``Reply`` step means
+        ``Fault.reply(step)``."""
         faults: list[Fault] = []
         for step in steps:
-            if isinstance(step, str):
+            if isinstance(step, (str, Reply)):
                 faults.append(Fault.reply(step))
             elif isinstance(step, Fault):
                 faults.append(step)
             else:
-                raise TypeError(f"a script step must be a Fault or a str, got {step!r}")
+                raise TypeError(f"a script step must be a Fault, a Reply or a str, got {step!r}")
         with self._lock:
             queue = self._any if model is None else self._by_model.setdefault(model, deque())
             queue.extend(faults)

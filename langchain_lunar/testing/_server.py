@@ -20,14 +20,10 @@ from types import TracebackType
 from typing import Any, cast
 from urllib.parse import urlsplit
 
-from langchain_lunar.testing._protocol import (
-    DEFAULT_PRICE,
-    error_body,
-    validate_request,
-    wants_usage_chunk,
-)
+from langchain_lunar.testing._protocol import DEFAULT_PRICE, error_body, wants_usage_chunk
 from langchain_lunar.testing._reply import (
     Answer,
+    Reply,
     ReplyFn,
     count_prompt_tokens,
     echo_reply,
@@ -35,7 +31,14 @@ from langchain_lunar.testing._reply import (
 )
 from langchain_lunar.testing._script import Fault, Script
 from langchain_lunar.testing._sse import WireStyle, encode_event
-from langchain_lunar.testing._stream import ChunkFactory, Meter, completion, run_stream
+from langchain_lunar.testing._stream import (
+    ChunkFactory,
+    Meter,
+    answer_deltas,
+    completion,
+    run_stream,
+)
+from langchain_lunar.testing._validate import validate_request
 
 CHAT_PATHS = ("/v1/chat/completions", "/chat/completions")
 
@@ -69,7 +72,7 @@ class RecordedRequest:
 
 @dataclass(frozen=True)
 class _Config:
-    reply: str | ReplyFn | None
+    reply: str | Reply | ReplyFn | None
     api_key: str | None
     token_delay: float
     style: WireStyle
@@ -320,12 +323,12 @@ class _Handler(BaseHTTPRequestHandler):
             return
 
         try:
-            text = self._reply_text(body, fault)
+            reply = self._reply(body, fault)
         except Exception as exc:  # a user's reply callable failed: tell the client why
             message = f"reply callable raised {type(exc).__name__}: {exc}"
             self._send_json(500, error_body(500, message))
             return
-        answer = make_answer(body, text)
+        answer = make_answer(body, reply)
         token_delay = fault.seconds if fault is not None and fault.kind == "slow" else None
         delay = config.token_delay if token_delay is None else token_delay
         model = config.served_model or body["model"]
@@ -349,24 +352,33 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(status, {"error": error})
         elif fault is not None and fault.kind == "malformed":
             self._send_bytes(200, fault.line.encode("utf-8"), "application/json")
-        # A non-streaming answer arrives when the whole text would have been generated.
-        elif self._wait(delay * len(answer.tokens)):
-            self._send_json(200, completion(completion_id, created, model, answer, meter))
         else:
-            self._drop()
+            # A non-streaming answer is timed and counted as if it were streamed: it arrives
+            # when its last delta (text token or tool-call chunk) would have been sent.
+            tokens = len(answer_deltas(answer, config.style))
+            if self._wait(delay * tokens):
+                self._send_json(
+                    200, completion(completion_id, created, model, answer, meter, tokens)
+                )
+            else:
+                self._drop()
 
-    def _reply_text(self, body: dict[str, Any], fault: Fault | None) -> str:
+    def _reply(self, body: dict[str, Any], fault: Fault | None) -> Reply:
         if fault is not None and fault.kind == "reply":
-            return fault.text
+            return Reply(fault.text, fault.tool_calls)
         reply = self._state.config.reply
         if reply is None:
-            return echo_reply(body)
+            return Reply(echo_reply(body))
         if isinstance(reply, str):
+            return Reply(reply)
+        if isinstance(reply, Reply):
             return reply
-        text = reply(copy.deepcopy(body))
-        if not isinstance(text, str):
-            raise TypeError(f"expected a str, got {type(text).__name__}")
-        return text
+        result = reply(copy.deepcopy(body))
+        if isinstance(result, str):
+            return Reply(result)
+        if not isinstance(result, Reply):
+            raise TypeError(f"expected a str or a Reply, got {type(result).__name__}")
+        return result
 
     def _stream(
         self,
@@ -496,12 +508,16 @@ class LocalLunarServer:
     from background daemon threads. Use it as a context manager, or call ``start()``/``stop()``.
 
     Args:
-        reply: the assistant text for each request: a fixed str, a callable given the parsed
-            JSON request body, or None for ``"You said: <last user message text>"``.
+        reply: the answer to each request: a fixed str (text) or ``Reply`` (text and tool
+            calls), a callable given the parsed JSON request body returning either, or None
+            for the echo: ``"You said: <last user message text>"``, or, when the last message
+            is a tool message, ``"Tool results: <tool contents after the last assistant
+            message, joined by '; '>"``.
         api_key: when set, a request must send ``Authorization: Bearer <key>`` or
             ``x-api-key: <key>``, else it gets a 401. None: no auth.
-        token_delay: seconds before each streamed token. A non-streaming reply is sent after
-            ``token_delay * number of tokens``, as if generated at the same speed.
+        token_delay: seconds before each streamed token and tool-call chunk. A non-streaming
+            reply is sent after ``token_delay`` times their number, as if generated at the
+            same speed.
         style: how the SSE stream is written; see ``WireStyle``.
         prices: USD per 1M tokens ``(input, output)`` by requested model; any other model is
             priced at ``DEFAULT_PRICE`` = (0.15, 0.60).
@@ -511,7 +527,7 @@ class LocalLunarServer:
 
     def __init__(
         self,
-        reply: str | ReplyFn | None = None,
+        reply: str | Reply | ReplyFn | None = None,
         *,
         api_key: str | None = None,
         token_delay: float = 0.0,
@@ -522,6 +538,8 @@ class LocalLunarServer:
     ) -> None:
         if token_delay < 0:
             raise ValueError(f"token_delay must be >= 0, got {token_delay!r}")
+        if reply is not None and not isinstance(reply, (str, Reply)) and not callable(reply):
+            raise TypeError(f"reply must be a str, a Reply, a callable or None, got {reply!r}")
         self._config = _Config(
             reply=reply,
             api_key=api_key,
@@ -617,13 +635,13 @@ class LocalLunarServer:
 
     # --- control --------------------------------------------------------------------------
 
-    def script(self, *steps: Fault | str, model: str | None = None) -> None:
+    def script(self, *steps: Fault | Reply | str, model: str | None = None) -> None:
         """Queue ``steps``, consumed one per chat-completions request, in order.
 
-        A step is a ``Fault`` or a str (short for ``Fault.reply(str)``). With ``model``, only
-        requests for that (requested) model consume them, and before any unfiltered steps.
-        Only requests that pass routing, auth and validation consume a step; requests finding
-        no step get the normal reply.
+        A step is a ``Fault``, or a str or ``Reply`` (short for ``Fault.reply(step)``, a
+        one-off answer). With ``model``, only requests for that (requested) model consume
+        them, and before any unfiltered steps. Only requests that pass routing, auth and
+        validation consume a step; requests finding no step get the normal reply.
         """
         self._state.script.add(steps, model)
 

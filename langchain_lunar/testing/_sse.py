@@ -34,6 +34,11 @@ class WireStyle:
             always report usage.
         done: send ``data: [DONE]`` at the end.
         finish_reason: send the ``delta: {}`` chunk carrying ``finish_reason``.
+        tool_fragment: how many characters of a tool call's ``arguments`` text each
+            ``delta.tool_calls`` fragment carries (the last one may carry fewer).
+        interleave_tool_calls: send parallel tool calls round-robin (every opening delta with
+            id and name first, then one argument fragment of each call in turn), as servers that
+            generate calls concurrently do; False sends each call whole before the next.
     """
 
     line_ending: str = "\n"
@@ -46,6 +51,8 @@ class WireStyle:
     usage: str = "requested"
     done: bool = True
     finish_reason: bool = True
+    tool_fragment: int = 6
+    interleave_tool_calls: bool = True
 
     def __post_init__(self) -> None:
         # Fail at construction, not in a server thread halfway through a stream.
@@ -56,6 +63,9 @@ class WireStyle:
         ):
             if value not in allowed:
                 raise ValueError(f"WireStyle.{name} must be one of {allowed!r}, got {value!r}")
+        fragment = self.tool_fragment
+        if not isinstance(fragment, int) or isinstance(fragment, bool) or fragment < 1:
+            raise ValueError(f"WireStyle.tool_fragment must be an int >= 1, got {fragment!r}")
 
 
 def encode_event(style: WireStyle, payload: dict[str, Any] | str, number: int) -> bytes:

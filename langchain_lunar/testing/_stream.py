@@ -1,16 +1,18 @@
 """Completion objects and the order of events in a streamed answer, independent of sockets.
 
-``completion`` builds a non-streaming ``chat.completion``; ``run_stream`` drives a streamed
-answer (normal or faulty) through an ``EventSink``, which the HTTP handler implements.
+``completion`` builds a non-streaming ``chat.completion``; ``answer_deltas`` lists the deltas a
+streamed answer is made of (text tokens, then tool-call fragments); ``run_stream`` drives a
+streamed answer (normal or faulty) through an ``EventSink``, which the HTTP handler implements.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from langchain_lunar.testing._protocol import SYSTEM_FINGERPRINT, usage
-from langchain_lunar.testing._reply import Answer
+from langchain_lunar.testing._reply import Answer, SentToolCall
 from langchain_lunar.testing._script import Fault
 from langchain_lunar.testing._sse import WireStyle
 
@@ -43,25 +45,73 @@ class Meter:
         )
 
 
+def tool_call_deltas(
+    calls: Sequence[SentToolCall], fragment: int, interleave: bool
+) -> list[dict[str, Any]]:
+    """The ``delta.tool_calls`` deltas of ``calls``, one per chunk, in sending order.
+
+    Each call opens with ``{"index", "id", "type", "function": {"name", "arguments": ""}}``,
+    then its arguments text follows in pieces of ``fragment`` characters, each as
+    ``{"index", "function": {"arguments"}}``. With ``interleave`` the calls go round-robin:
+    all openings, then one fragment of each unfinished call in turn; without, call by call.
+    """
+    per_call: list[list[dict[str, Any]]] = []
+    for index, call in enumerate(calls):
+        opening = {
+            "index": index,
+            "id": call.id,
+            "type": "function",
+            "function": {"name": call.name, "arguments": ""},
+        }
+        pieces = [
+            {"index": index, "function": {"arguments": call.arguments[i : i + fragment]}}
+            for i in range(0, len(call.arguments), fragment)
+        ]
+        per_call.append([opening, *pieces])
+    if not interleave:
+        ordered = [delta for deltas in per_call for delta in deltas]
+    else:
+        # Round r sends the r-th delta of every call that has one: openings in round 0.
+        rounds = max((len(deltas) for deltas in per_call), default=0)
+        ordered = [deltas[r] for r in range(rounds) for deltas in per_call if r < len(deltas)]
+    return [{"tool_calls": [delta]} for delta in ordered]
+
+
+def answer_deltas(answer: Answer, style: WireStyle) -> list[dict[str, Any]]:
+    """Every delta of a streamed ``answer`` after the role chunk: one per text token, then the
+    tool-call deltas. Each costs one completion token, streamed or not."""
+    deltas: list[dict[str, Any]] = [{"content": token} for token in answer.tokens]
+    return deltas + tool_call_deltas(
+        answer.tool_calls, style.tool_fragment, style.interleave_tool_calls
+    )
+
+
 def completion(
-    completion_id: str, created: int, model: str, answer: Answer, meter: Meter
+    completion_id: str,
+    created: int,
+    model: str,
+    answer: Answer,
+    meter: Meter,
+    completion_tokens: int,
 ) -> dict[str, Any]:
-    """A non-streaming ``chat.completion`` object with ``usage`` for ``answer``."""
+    """A non-streaming ``chat.completion`` object for ``answer``, its ``usage`` counting
+    ``completion_tokens``.
+
+    ``content`` is null when the answer is only tool calls, as OpenAI-compatible servers send.
+    """
     meter.mark_first_token()
+    message: dict[str, Any] = {"role": "assistant", "content": answer.text}
+    if answer.tool_calls:
+        message["content"] = answer.text or None
+        message["tool_calls"] = [call.message_form() for call in answer.tool_calls]
     return {
         "id": completion_id,
         "object": "chat.completion",
         "created": created,
         "model": model,
         "system_fingerprint": SYSTEM_FINGERPRINT,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": answer.text},
-                "finish_reason": answer.finish_reason,
-            }
-        ],
-        "usage": meter.usage(len(answer.tokens)),
+        "choices": [{"index": 0, "message": message, "finish_reason": answer.finish_reason}],
+        "usage": meter.usage(completion_tokens),
     }
 
 
@@ -127,6 +177,9 @@ def run_stream(
 ) -> bool:
     """Write the events of a streamed ``answer``, shaped by ``style`` and the scripted ``fault``.
 
+    A fault's ``after`` counts the deltas of ``answer_deltas``: text tokens, then tool-call
+    chunks, so it can cut a stream in the middle of a call's arguments.
+
     Returns True when the body should be ended cleanly (terminating chunk), False when the
     connection must be dropped without it (``Fault.disconnect``, or the server stopping).
     """
@@ -134,26 +187,25 @@ def run_stream(
     if style.role_chunk:
         sink.event(chunks.make({"role": "assistant", "content": ""}, usage=_maybe(every, meter, 0)))
 
-    tokens = answer.tokens
-    # Faults that act part-way through cut the token list at `after`.
+    deltas = answer_deltas(answer, style)
+    # Faults that act part-way through cut the delta list at `after`.
     partial = fault is not None and fault.kind in ("stream_error", "disconnect", "malformed")
     partial = partial or (fault is not None and fault.kind == "no_done" and fault.after is not None)
-    split = min(fault.after or 0, len(tokens)) if fault is not None and partial else len(tokens)
+    split = min(fault.after or 0, len(deltas)) if fault is not None and partial else len(deltas)
 
     sent = 0
 
-    def send_tokens(upto: int) -> bool:
+    def send_deltas(upto: int) -> bool:
         nonlocal sent
         while sent < upto:
             if not sink.wait(token_delay):
                 return False
             meter.mark_first_token()
             sent += 1
-            delta = {"content": tokens[sent - 1]}
-            sink.event(chunks.make(delta, usage=_maybe(every, meter, sent)))
+            sink.event(chunks.make(deltas[sent - 1], usage=_maybe(every, meter, sent)))
         return True
 
-    if not send_tokens(split):
+    if not send_deltas(split):
         return False
     if fault is not None and partial:
         if fault.kind == "stream_error":
@@ -165,14 +217,14 @@ def run_stream(
             return True
         # malformed: the raw line, then carry on as if nothing happened.
         sink.raw(fault.line + style.line_ending + style.line_ending)
-        if not send_tokens(len(tokens)):
+        if not send_deltas(len(deltas)):
             return False
 
     if style.finish_reason:
         final = style.usage in ("every_chunk", "with_finish")
-        sink.event(chunks.make({}, answer.finish_reason, usage=_maybe(final, meter, len(tokens))))
+        sink.event(chunks.make({}, answer.finish_reason, usage=_maybe(final, meter, sent)))
     if style.usage == "requested" and include_usage:
-        sink.event(chunks.make(None, usage=meter.usage(len(tokens))))
+        sink.event(chunks.make(None, usage=meter.usage(sent)))
     if style.done and not (fault is not None and fault.kind == "no_done"):
         sink.event("[DONE]")
     return True
