@@ -13,6 +13,18 @@ class LunarCapabilities:
         return ChatLunar
 
     @property
+    def has_tool_calling(self) -> bool:
+        return True
+
+    @property
+    def has_tool_choice(self) -> bool:
+        return True
+
+    @property
+    def has_structured_output(self) -> bool:
+        return True
+
+    @property
     def supports_image_inputs(self) -> bool:
         return True
 
