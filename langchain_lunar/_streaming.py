@@ -31,6 +31,7 @@ from langchain_lunar._exceptions import (
     MalformedResponseError,
     StreamInterruptedError,
 )
+from langchain_lunar._fast_chunks import text_chunk
 from langchain_lunar._responses import response_metadata, usage_to_metadata
 from langchain_lunar._sse import ServerSentEvent, SSEDecoder
 
@@ -165,7 +166,9 @@ class StreamAssembler:
                 tool_call_chunks=[_tool_call_chunk(raw) for raw in raw_tool_calls],
             )
         elif content:
-            message = AIMessageChunk(content=content, id=self._id)
+            self._texts.append(content)
+            self._delivered = True
+            return text_chunk(content, self._id)
         else:
             return None
         if content:
