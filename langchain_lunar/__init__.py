@@ -30,11 +30,22 @@ if TYPE_CHECKING:
         StreamInterruptedError,
         UnprocessableEntityError,
     )
+    from langchain_lunar._stream_handler import LunarStreamHandler, StreamEvent
+    from langchain_lunar._usage_callback import (
+        LunarCallbackHandler,
+        ModelUsage,
+        get_lunar_callback,
+    )
     from langchain_lunar.chat_models import ChatLunar
 
 _EXCEPTIONS = "langchain_lunar._exceptions"
 _EXPORTS = {
     "ChatLunar": "langchain_lunar.chat_models",
+    "LunarStreamHandler": "langchain_lunar._stream_handler",
+    "StreamEvent": "langchain_lunar._stream_handler",
+    "LunarCallbackHandler": "langchain_lunar._usage_callback",
+    "ModelUsage": "langchain_lunar._usage_callback",
+    "get_lunar_callback": "langchain_lunar._usage_callback",
     "APIConnectionError": _EXCEPTIONS,
     "APIError": _EXCEPTIONS,
     "APITimeoutError": _EXCEPTIONS,
@@ -62,16 +73,21 @@ __all__ = [
     "ChatLunar",
     "ContextLengthExceededError",
     "GatewayTimeoutError",
+    "LunarCallbackHandler",
     "LunarError",
+    "LunarStreamHandler",
     "MalformedResponseError",
+    "ModelUsage",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
     "ServerError",
     "ServiceUnavailableError",
+    "StreamEvent",
     "StreamInterruptedError",
     "UnprocessableEntityError",
     "__version__",
+    "get_lunar_callback",
 ]
 
 

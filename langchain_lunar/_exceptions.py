@@ -68,8 +68,9 @@ class LunarError(ModelError):
     Attributes:
         failed_attempts: When retries or fallbacks were configured, every attempt of the call
             that failed, this one last: dicts with ``model``, ``error`` (the class name),
-            ``status_code``, ``message`` and ``wait`` (seconds slept before the next attempt;
-            0 when moving to the next model; None for the last).
+            ``status_code``, ``message``, ``wait`` (seconds slept before the next attempt;
+            0 when moving to the next model; None for the last) and ``then`` (``"retry"``,
+            ``"fallback"`` or ``"raise"``).
     """
 
     failed_attempts: tuple[dict[str, Any], ...] = ()

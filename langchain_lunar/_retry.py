@@ -87,7 +87,7 @@ class _Plan:
     def stop(self, state: RetryCallState) -> bool:
         """tenacity's ``stop`` hook: stop when ``wait`` found nothing left to try."""
         if self._next is None:
-            self.record(_error_of(state), wait=None)
+            self.record(_error_of(state), wait=None, then="raise")
             self.stopped = True
         return self.stopped
 
@@ -96,7 +96,7 @@ class _Plan:
         assert self._next is not None
         index, wait = self._next
         error = _error_of(state)
-        self.record(error, wait=wait)
+        self.record(error, wait=wait, then="retry" if index == self.index else "fallback")
         if index == self.index:
             self.retries_used += 1
             logger.warning(
@@ -123,7 +123,7 @@ class _Plan:
         jitter = random.uniform(0, settings.backoff_jitter) if settings.backoff_jitter else 0.0
         return min(exponential + jitter, settings.backoff_max)
 
-    def record(self, error: BaseException, *, wait: float | None) -> None:
+    def record(self, error: BaseException, *, wait: float | None, then: str) -> None:
         self.failed.append(
             {
                 "model": self.model,
@@ -131,6 +131,7 @@ class _Plan:
                 "status_code": getattr(error, "status_code", None),
                 "message": str(error),
                 "wait": wait,
+                "then": then,
             }
         )
 
@@ -186,7 +187,7 @@ async def acall_with_retries(
 
 def _attach(error: LunarError, plan: _Plan) -> None:
     if not plan.stopped:
-        plan.record(error, wait=None)  # raised at once: not retryable
+        plan.record(error, wait=None, then="raise")  # raised at once: not retryable
     error.failed_attempts = tuple(plan.failed)
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import pickle
 
+import pytest
 from langchain_core.load import dumpd
 from langchain_core.messages import AIMessageChunk
 from langchain_core.outputs import ChatGenerationChunk
@@ -28,15 +30,34 @@ def test_same_as_validated() -> None:
     assert fast.message.model_fields_set == slow.message.model_fields_set
 
 
-def test_each_chunk_has_its_own_containers() -> None:
+def test_dicts_are_per_chunk_and_the_shared_empty_lists_refuse_to_change() -> None:
     first = _fast_chunks.text_chunk("a", None)
     second = _fast_chunks.text_chunk("b", None)
     first.message.additional_kwargs["x"] = 1
-    first.message.tool_call_chunks.append(
-        {"name": "f", "args": "", "id": "1", "index": 0, "type": "tool_call_chunk"}
-    )
     assert second.message.additional_kwargs == {}
+    call = {"name": "f", "args": "", "id": "1", "index": 0, "type": "tool_call_chunk"}
+    for change in (
+        lambda: first.message.tool_call_chunks.append(call),
+        lambda: first.message.tool_calls.extend([call]),
+        lambda: first.message.invalid_tool_calls.insert(0, call),
+    ):
+        with pytest.raises(TypeError, match="assign a new list"):
+            change()
     assert second.message.tool_call_chunks == []
+    first.message.tool_call_chunks = [call]  # assigning a new list is fine
+    assert second.message.tool_call_chunks == []
+
+
+def test_copies_are_ordinary_lists() -> None:
+    chunk = _fast_chunks.text_chunk("a", None)
+    for copy_ in (
+        chunk.model_copy(deep=True),
+        pickle.loads(pickle.dumps(chunk)),
+        copy.deepcopy(chunk),
+    ):
+        copy_.message.tool_calls.append({"name": "f", "args": {}, "id": "1", "type": "tool_call"})
+        assert chunk.message.tool_calls == []
+    assert type(chunk.message.tool_calls.copy()) is list
 
 
 def test_assignment_and_aggregation_behave() -> None:

@@ -141,6 +141,7 @@ async def test_429_retry_after_seconds_is_waited_then_retried(mode: str) -> None
             "status_code": 429,
             "message": "Error code: 429 - status 429",
             "wait": 1.0,
+            "then": "retry",
         }
     ]
 
@@ -180,10 +181,10 @@ async def test_exponential_backoff_then_fallback(mode: str) -> None:
     assert sleeps.waits == [0.5, 1.0, 0.0]  # no wait before moving to the next model
     assert message.response_metadata["model_name"] == "claude-3-haiku"
     failed = message.response_metadata["failed_attempts"]
-    assert [(a["model"], a["status_code"], a["wait"]) for a in failed] == [
-        ("gpt-4o-mini", 500, 0.5),
-        ("gpt-4o-mini", 502, 1.0),
-        ("gpt-4o-mini", 503, 0.0),
+    assert [(a["model"], a["status_code"], a["wait"], a["then"]) for a in failed] == [
+        ("gpt-4o-mini", 500, 0.5, "retry"),
+        ("gpt-4o-mini", 502, 1.0, "retry"),
+        ("gpt-4o-mini", 503, 0.0, "fallback"),
     ]
 
 
