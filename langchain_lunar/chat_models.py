@@ -14,7 +14,7 @@ from collections.abc import (
     Iterator,
     Sequence,
 )
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -24,7 +24,6 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.utils import from_env, secret_from_env
-from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import (
     AliasChoices,
     BaseModel,
@@ -39,17 +38,12 @@ from pydantic import (
 from typing_extensions import Self
 
 from langchain_lunar import _transport
+
+if TYPE_CHECKING:
+    from langchain_lunar._tools import StructuredOutputMethod, ToolLike
 from langchain_lunar._messages import to_lunar_messages
 from langchain_lunar._responses import PROVIDER
 from langchain_lunar._retry import RetrySettings, acall_with_retries, call_with_retries
-from langchain_lunar._tools import (
-    StructuredOutputMethod,
-    ToolLike,
-    format_tool_choice,
-    format_tools,
-    structured_output_request,
-    with_raw,
-)
 from langchain_lunar._transport import ClientPool, CompletionRequest
 from langchain_lunar._version import __version__
 
@@ -355,6 +349,8 @@ class ChatLunar(BaseChatModel):
             strict: Ask the server to keep arguments to each tool's schema exactly.
             kwargs: More request fields, as for ``bind``.
         """
+        from langchain_lunar._tools import format_tool_choice, format_tools  # only when used
+
         formatted = format_tools(tools, strict=strict)
         if tool_choice is not None and tool_choice is not False:
             kwargs["tool_choice"] = format_tool_choice(tool_choice, formatted)
@@ -386,6 +382,10 @@ class ChatLunar(BaseChatModel):
 
         Streaming yields growing partial objects for dict outputs.
         """
+        from langchain_core.utils.function_calling import convert_to_openai_tool
+
+        from langchain_lunar._tools import structured_output_request, with_raw  # only when used
+
         fields, parser = structured_output_request(schema, method, strict)
         model = self.bind(
             **fields,
