@@ -327,6 +327,8 @@ IMPORTS = {
     # what that costs, so the import of ChatLunar can be judged against both.
     "core": ("langchain_core.language_models", "import langchain_core.language_models"),
     "core_chat": ("BaseChatModel", "from langchain_core.language_models import BaseChatModel"),
+    # The target's own words: `import langchain_lunar` (which loads its names on first use).
+    "lunar_package": ("langchain_lunar", "import langchain_lunar"),
     "lunar": ("ChatLunar", "from langchain_lunar import ChatLunar"),
     "openai": ("ChatOpenAI", "from langchain_openai import ChatOpenAI"),
 }
@@ -422,6 +424,15 @@ def targets(figures: dict[str, Any]) -> list[Target]:
             aggregation["lunar_vs_openai_largest"],
             0.3,
             "x",
+        )
+    )
+    package = next(r for r in figures["import"]["rows"] if r["client"] == "lunar_package")
+    found.append(
+        Target.check(
+            "cold import, `import langchain_lunar` over langchain_core",
+            package["added_ms"],
+            30,
+            "ms",
         )
     )
     found.append(

@@ -136,10 +136,13 @@ class _Plan:
         )
 
 
+_RETRY_IF_RETRYABLE = retry_if_exception(is_retryable)
+
+
 def _policy(plan: _Plan) -> dict[str, Any]:
     """The tenacity arguments shared by the sync and async loops."""
     return {
-        "retry": retry_if_exception(is_retryable),
+        "retry": _RETRY_IF_RETRYABLE,
         "wait": plan.wait,
         "stop": plan.stop,
         "before_sleep": plan.before_sleep,
