@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from langchain_core.messages import AIMessageChunk
-from langchain_core.messages.tool import tool_call_chunk
+from langchain_core.messages.tool import ToolCallChunk, tool_call_chunk
 from langchain_core.outputs import ChatGenerationChunk
 
 from langchain_lunar._error_mapping import error_from_event, redact
@@ -159,21 +159,18 @@ class StreamAssembler:
             return None
         content = delta.get("content")
         raw_tool_calls = delta.get("tool_calls")
-        if raw_tool_calls:
-            message = AIMessageChunk(
-                content=content or "",
-                id=self._id,
-                tool_call_chunks=[_tool_call_chunk(raw) for raw in raw_tool_calls],
-            )
-        elif content:
-            self._texts.append(content)
-            self._delivered = True
-            return text_chunk(content, self._id)
-        else:
-            return None
+        if not content and not raw_tool_calls:
+            return None  # the role-only opening chunk, or an empty delta: nothing to deliver
         if content:
             self._texts.append(content)
         self._delivered = True
+        if not raw_tool_calls:
+            return text_chunk(content, self._id)  # the per-token path: no validation
+        message = AIMessageChunk(
+            content=content or "",
+            id=self._id,
+            tool_call_chunks=[_tool_call_chunk(raw) for raw in raw_tool_calls],
+        )
         return ChatGenerationChunk(message=message)
 
     def finish(self) -> ChatGenerationChunk:
@@ -223,7 +220,7 @@ class StreamAssembler:
         return MalformedResponseError(f"The stream from {self.model} sent {what}: {quoted!r}{more}")
 
 
-def _tool_call_chunk(raw: dict[str, Any]) -> Any:
+def _tool_call_chunk(raw: dict[str, Any]) -> ToolCallChunk:
     function = raw.get("function") or {}
     return tool_call_chunk(
         name=function.get("name"),
