@@ -61,12 +61,17 @@ def main(argv: list[str] | None = None) -> int:
         with _chat_model(args, offline=offline) as llm:
             _announce(llm, offline=offline, forced=args.offline)
             stats = stream_story(llm, args.prompt)
+        print_report(stats)
     except (LunarError, ValidationError) as exc:
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130  # Ctrl-C while reading the story: stop quietly, no traceback
-    print_report(stats)
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly. Pointing stdout at devnull keeps the
+        # interpreter's final flush from raising again, as Python's signal docs advise.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return 0
 
 

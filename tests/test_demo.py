@@ -87,3 +87,20 @@ def test_negative_token_delay_is_a_usage_error(capsys: pytest.CaptureFixture[str
 
     assert exit_info.value.code == 2
     assert "--token-delay" in capsys.readouterr().err
+
+
+def test_a_reader_that_goes_away_ends_the_demo_quietly() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "LUNAR_API_KEY"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "langchain_lunar", "--offline", "--token-delay", "0.01"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert process.stdout is not None
+    assert process.stderr is not None
+    process.stdout.readline()  # like `| head -1`: read the first line, then go away
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=30) == 1
+    assert "Traceback" not in stderr
