@@ -58,6 +58,7 @@ _CONTEXT_OVERFLOW_MARKERS = (
 )
 
 _SNIPPET_CHARS = 500
+_MASK = "**********"  # as pydantic shows a SecretStr
 
 
 def error_from_response(
@@ -70,7 +71,7 @@ def error_from_response(
 ) -> APIError:
     """Build the error for an HTTP response whose status is 400 or above."""
     if secret:
-        content = content.replace(secret.encode(), b"**********")
+        content = content.replace(secret.encode(), _MASK.encode())
     body = _parse_body(content)
     message = _message_from_body(body) or reason or f"HTTP {status_code}"
     return _build(
@@ -84,8 +85,10 @@ def error_from_response(
 
 def error_from_event(payload: Mapping[str, Any], *, secret: str | None = None) -> APIError:
     """Build the error for ``data: {"error": ...}`` received inside a 200 stream."""
-    if secret and secret in json.dumps(payload):
-        payload = json.loads(redact(json.dumps(payload), secret))
+    if secret:
+        text = json.dumps(payload)
+        if secret in text:
+            payload = json.loads(redact(text, secret))
     error = payload.get("error")
     details: Mapping[str, Any] = error if isinstance(error, Mapping) else {}
     status = _status_of_event(details)
@@ -127,7 +130,7 @@ def parse_retry_after(headers: Mapping[str, str], body: Any = None) -> float | N
 def redact(text: str, secret: str | None) -> str:
     """Replace every occurrence of the API key in ``text``: servers sometimes echo it back."""
     if secret and secret in text:
-        return text.replace(secret, "**********")
+        return text.replace(secret, _MASK)
     return text
 
 

@@ -62,7 +62,6 @@ class _Plan:
         self.index = 0
         self.retries_used = 0
         self.failed: list[dict[str, Any]] = []
-        self.stopped = False
         self._next: tuple[int, float] | None = None  # (model index, wait) decided by `wait`
 
     @property
@@ -86,10 +85,7 @@ class _Plan:
 
     def stop(self, state: RetryCallState) -> bool:
         """tenacity's ``stop`` hook: stop when ``wait`` found nothing left to try."""
-        if self._next is None:
-            self.record(_error_of(state), wait=None, then="raise")
-            self.stopped = True
-        return self.stopped
+        return self._next is None
 
     def before_sleep(self, state: RetryCallState) -> None:
         """tenacity's ``before_sleep`` hook: record the failure, log it, move to the next step."""
@@ -189,8 +185,8 @@ async def acall_with_retries(
 
 
 def _attach(error: LunarError, plan: _Plan) -> None:
-    if not plan.stopped:
-        plan.record(error, wait=None, then="raise")  # raised at once: not retryable
+    # The error raised is the last attempt's, whether it was not retryable or nothing was left.
+    plan.record(error, wait=None, then="raise")
     error.failed_attempts = tuple(plan.failed)
 
 

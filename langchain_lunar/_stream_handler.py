@@ -166,7 +166,8 @@ class LunarStreamHandler(BaseCallbackHandler):
         if isinstance(message, AIMessageChunk):
             if self._on_chunk is not None:
                 self._on_chunk(message)
-            self._publish(StreamEvent("chunk", run_id, chunk=message))
+            if self._listening():
+                self._publish(StreamEvent("chunk", run_id, chunk=message))
             text: str = str(message.text)  # also right when content is a list of blocks
         else:
             text = token if isinstance(token, str) else ""
@@ -175,7 +176,8 @@ class LunarStreamHandler(BaseCallbackHandler):
             self._texts[run_id] = accumulated
             if self._on_content is not None:
                 self._on_content(text, accumulated)
-            self._publish(StreamEvent("content", run_id, content=text, text=accumulated))
+            if self._listening():
+                self._publish(StreamEvent("content", run_id, content=text, text=accumulated))
 
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
         streamed = self._texts.pop(run_id, "")
@@ -221,6 +223,11 @@ class LunarStreamHandler(BaseCallbackHandler):
         if run_id == self._root:
             self._root = None
             self._publish(_END)
+
+    def _listening(self) -> bool:
+        # Per token this spares building events that _publish would drop (functions given,
+        # no events() consumer yet).
+        return self._buffer or self._queue is not None
 
     def _publish(self, item: Any) -> None:
         with self._lock:

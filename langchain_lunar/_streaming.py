@@ -84,11 +84,6 @@ class StreamAssembler:
         return self._served_model or self._requested_model
 
     @property
-    def delivered(self) -> bool:
-        """Whether a chunk with text or a tool-call fragment has been emitted."""
-        return self._delivered
-
-    @property
     def text(self) -> str:
         """The text emitted so far."""
         return "".join(self._texts)

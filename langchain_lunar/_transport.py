@@ -7,7 +7,7 @@ import json
 import threading
 from collections.abc import AsyncGenerator, Generator
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
@@ -54,10 +54,10 @@ class ClientPool:
     An ``httpx.AsyncClient`` holds connections bound to the event loop that opened them, so
     there is one per running loop: successive ``asyncio.run()`` calls and threads that run
     their own loops each get a working client. Clients of loops that have closed are dropped.
+    Timeouts are not the clients': every request carries its own.
     """
 
-    def __init__(self, timeout: httpx.Timeout) -> None:
-        self._timeout = timeout
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._sync: httpx.Client | None = None
         self._async: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
@@ -67,7 +67,7 @@ class ClientPool:
         if client is None:
             with self._lock:
                 if self._sync is None:
-                    self._sync = httpx.Client(timeout=self._timeout, limits=_LIMITS)
+                    self._sync = httpx.Client(limits=_LIMITS)
                 client = self._sync
         return client
 
@@ -78,9 +78,7 @@ class ClientPool:
             with self._lock:
                 for stale in [known for known in self._async if known.is_closed()]:
                     del self._async[stale]
-                client = self._async.setdefault(
-                    loop, httpx.AsyncClient(timeout=self._timeout, limits=_LIMITS)
-                )
+                client = self._async.setdefault(loop, httpx.AsyncClient(limits=_LIMITS))
         return client
 
 
@@ -120,7 +118,7 @@ def stream_completion(
         ) as response:
             if response.is_error or _is_json(response):
                 response.read()
-                raise _unexpected_answer(response, request)
+                _raise_for_json_answer(response, request)
             for data in response.iter_bytes():
                 yield from assembler.feed(data)
     except httpx.HTTPError as error:
@@ -144,7 +142,7 @@ async def astream_completion(
         ) as response:
             if response.is_error or _is_json(response):
                 await response.aread()
-                raise _unexpected_answer(response, request)
+                _raise_for_json_answer(response, request)
             async for data in response.aiter_bytes():
                 for chunk in assembler.feed(data):
                     yield chunk
@@ -179,35 +177,33 @@ async def acomplete(client: httpx.AsyncClient, request: CompletionRequest) -> Ch
 
 
 def _result_from(response: httpx.Response, request: CompletionRequest) -> ChatResult:
-    if response.is_error:
-        raise _error_for_status(response, request)
-    payload = _json_body(response, request)
-    if isinstance(payload, dict) and payload.get("error") is not None:
-        raise error_from_event(payload, secret=request.secret)
+    payload = _checked_payload(response, request)
     return completion_to_result(payload, request.model, request.failed_attempts)
 
 
-def _unexpected_answer(response: httpx.Response, request: CompletionRequest) -> LunarError:
-    """The error for a streaming request answered with an error status or a JSON body."""
-    if response.is_error:
-        return _error_for_status(response, request)
-    payload = _json_body(response, request)
-    if isinstance(payload, dict) and payload.get("error") is not None:
-        return error_from_event(payload, secret=request.secret)
-    return MalformedResponseError(
+def _raise_for_json_answer(response: httpx.Response, request: CompletionRequest) -> NoReturn:
+    """Raise for a streaming request answered with an error status or a JSON body."""
+    _checked_payload(response, request)
+    raise MalformedResponseError(
         "The server answered a streaming request with JSON instead of Server-Sent Events: "
         + redact(response.text[:300], request.secret)
     )
 
 
-def _error_for_status(response: httpx.Response, request: CompletionRequest) -> LunarError:
-    return error_from_response(
-        response.status_code,
-        response.content,
-        response.headers,
-        reason=response.reason_phrase,
-        secret=request.secret,
-    )
+def _checked_payload(response: httpx.Response, request: CompletionRequest) -> Any:
+    """The answer's JSON, after raising the typed error for an error status or error body."""
+    if response.is_error:
+        raise error_from_response(
+            response.status_code,
+            response.content,
+            response.headers,
+            reason=response.reason_phrase,
+            secret=request.secret,
+        )
+    payload = _json_body(response, request)
+    if isinstance(payload, dict) and payload.get("error") is not None:
+        raise error_from_event(payload, secret=request.secret)
+    return payload
 
 
 def _json_body(response: httpx.Response, request: CompletionRequest) -> Any:

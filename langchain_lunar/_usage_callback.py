@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from contextvars import ContextVar, Token
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -113,9 +113,7 @@ class LunarCallbackHandler(BaseCallbackHandler):
             f"Cost (USD): ${self.cost_usd:.6f}",
         ]
         with self._lock:
-            for model, usage in sorted(self.by_model.items()):
-                parts = ", ".join(f"{f.name}={getattr(usage, f.name)}" for f in fields(usage))
-                lines.append(f"  {model}: {parts}")
+            lines.extend(f"  {model}: {usage}" for model, usage in sorted(self.by_model.items()))
         return "\n".join(lines)
 
 

@@ -38,14 +38,14 @@ from pydantic import (
 from typing_extensions import Self
 
 from langchain_lunar import _transport
-
-if TYPE_CHECKING:
-    from langchain_lunar._tools import StructuredOutputMethod, ToolLike
 from langchain_lunar._messages import to_lunar_messages
 from langchain_lunar._responses import PROVIDER
 from langchain_lunar._retry import RetrySettings, acall_with_retries, call_with_retries
 from langchain_lunar._transport import ClientPool, CompletionRequest
 from langchain_lunar._version import __version__
+
+if TYPE_CHECKING:
+    from langchain_lunar._tools import StructuredOutputMethod, ToolLike
 
 DEFAULT_BASE_URL = "https://api.lunar-sys.com/v1"
 DEFAULT_TIMEOUT = httpx.Timeout(600.0, connect=10.0)
@@ -182,7 +182,7 @@ class ChatLunar(BaseChatModel):
                 "No Lunar API key: set the LUNAR_API_KEY environment variable or pass "
                 "api_key=... (a key is optional only when base_url points at another server)."
             )
-        self._clients = ClientPool(_as_timeout(self.timeout))
+        self._clients = ClientPool()
         return self
 
     @property
@@ -204,9 +204,8 @@ class ChatLunar(BaseChatModel):
     @property
     def _identifying_params(self) -> dict[str, Any]:
         return {
-            "model": self.model,
+            **{name: getattr(self, name) for name in _BODY_FIELDS},
             "base_url": self.base_url,
-            **{name: getattr(self, name) for name in _BODY_FIELDS if name != "model"},
             "model_kwargs": self.model_kwargs,
             "fallbacks": self.fallbacks,
         }
