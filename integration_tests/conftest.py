@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from langchain_core.messages import AIMessageChunk
 
 from langchain_lunar import ChatLunar
 from langchain_lunar.testing import LocalLunarServer
@@ -54,20 +53,15 @@ def llm(server: LocalLunarServer) -> ChatLunar:
     return model_for(server)
 
 
-async def deliver(llm: Any, mode: str, into: list[Any]) -> None:
+async def deliver(
+    llm: Any, mode: str, into: list[Any], prompt: Any = "hi", **kwargs: Any
+) -> list[Any]:
     """Stream from ``llm`` (``mode`` "sync"/"stream" or "async"/"astream"), appending each chunk
-    to ``into`` as it arrives, so a test sees what was delivered before an error."""
+    to ``into`` as it arrives, so a test sees what was delivered before an error; returns it."""
     if mode in ("sync", "stream"):
-        for chunk in llm.stream("hi"):
+        for chunk in llm.stream(prompt, **kwargs):
             into.append(chunk)
     else:
-        async for chunk in llm.astream("hi"):
+        async for chunk in llm.astream(prompt, **kwargs):
             into.append(chunk)
-
-
-def merged(chunks: list[AIMessageChunk]) -> AIMessageChunk:
-    """The chunks added up, as LangChain aggregates a stream."""
-    total = chunks[0]
-    for piece in chunks[1:]:
-        total = total + piece
-    return total
+    return into

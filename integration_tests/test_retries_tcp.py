@@ -9,8 +9,9 @@ import pytest
 
 from langchain_lunar import AuthenticationError, RateLimitError, StreamInterruptedError
 from langchain_lunar.testing import Fault, LocalLunarServer
+from tests.helpers import merged
 
-from .conftest import STORY, TOKENS, deliver, merged, model_for
+from .conftest import STORY, TOKENS, deliver, model_for
 
 MODES = ["invoke", "ainvoke", "stream", "astream"]
 modes = pytest.mark.parametrize("mode", MODES)

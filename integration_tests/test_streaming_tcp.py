@@ -21,16 +21,13 @@ from langchain_lunar import (
     StreamInterruptedError,
 )
 from langchain_lunar.testing import Fault, LocalLunarServer, WireStyle
+from tests.helpers import merged
 
-from .conftest import STORY, TOKENS, ServerFactory, deliver, merged, model_for
+from .conftest import STORY, TOKENS, ServerFactory, deliver, model_for
 
 
-async def stream_chunks(
-    llm: Any, mode: str, prompt: Any = "Tell me a story", **kwargs: Any
-) -> list[Any]:
-    if mode == "sync":
-        return list(llm.stream(prompt, **kwargs))
-    return [chunk async for chunk in llm.astream(prompt, **kwargs)]
+async def stream_chunks(llm: Any, mode: str, prompt: Any = "hi") -> list[Any]:
+    return await deliver(llm, mode, [], prompt)
 
 
 modes = pytest.mark.parametrize("mode", ["sync", "async"])

@@ -17,8 +17,9 @@ from pydantic import BaseModel
 
 from langchain_lunar import StreamInterruptedError
 from langchain_lunar.testing import Fault, LocalLunarServer, Reply, ToolCall, WireStyle
+from tests.helpers import merged
 
-from .conftest import ServerFactory, deliver, merged, model_for
+from .conftest import ServerFactory, deliver, model_for
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
+from langchain_core.messages import AIMessageChunk
 
 from langchain_lunar import ChatLunar
 
@@ -74,6 +75,11 @@ class Recorder:
     @property
     def last_json(self) -> dict[str, Any]:
         return json.loads(self.requests[-1].content)
+
+
+def merged(chunks: list[AIMessageChunk]) -> AIMessageChunk:
+    """The chunks added up, as LangChain aggregates a stream."""
+    return chunks[0] + chunks[1:]
 
 
 def mock_model(handler: Handler, **fields: Any) -> ChatLunar:

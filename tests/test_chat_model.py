@@ -232,3 +232,9 @@ def test_user_clients_are_used() -> None:
     model = mock_model(recorder)
     model.invoke("hi", stream=True)
     assert len(recorder.requests) == 1
+
+
+def test_model_ids_that_name_a_provider_reach_the_server_as_they_are() -> None:
+    recorder = Recorder(text_stream("a"))
+    list(mock_model(recorder, model="openai/gpt-4o-mini").stream("hi"))
+    assert recorder.last_json["model"] == "openai/gpt-4o-mini"

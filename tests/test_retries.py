@@ -24,7 +24,7 @@ from langchain_lunar import (
     StreamInterruptedError,
 )
 
-from .helpers import chunk, mock_model, sse, sse_response, text_stream
+from .helpers import chunk, merged, mock_model, sse, sse_response, text_stream
 
 Reply = Callable[[httpx.Request], httpx.Response]
 
@@ -120,10 +120,7 @@ async def call(model: Any, mode: str, **kwargs: Any) -> AIMessage:
         if mode == "stream"
         else [c async for c in model.astream("hi", **kwargs)]
     )
-    total = chunks[0]
-    for piece in chunks[1:]:
-        total = total + piece
-    return total  # type: ignore[no-any-return]
+    return merged(chunks)
 
 
 @modes

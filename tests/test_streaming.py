@@ -17,18 +17,11 @@ from langchain_lunar import (
     StreamInterruptedError,
 )
 
-from .helpers import Recorder, chunk, mock_model, sse, text_stream, usage_chunk
+from .helpers import Recorder, chunk, merged, mock_model, sse, text_stream, usage_chunk
 
 
 def collect(model: Any, prompt: str = "hi", **kwargs: Any) -> list[AIMessageChunk]:
     return list(model.stream(prompt, **kwargs))
-
-
-def aggregate(chunks: list[AIMessageChunk]) -> AIMessageChunk:
-    total = chunks[0]
-    for piece in chunks[1:]:
-        total = total + piece
-    return total
 
 
 def test_text_chunks_then_one_final_chunk() -> None:
@@ -68,7 +61,7 @@ def test_cost_fields_and_fingerprint_are_kept() -> None:
     finish = chunk(finish="stop")
     finish["system_fingerprint"] = "fp_1"
     body = sse(chunk("a"), finish, usage_chunk(**costs))
-    message = aggregate(collect(mock_model(Recorder(body))))
+    message = merged(collect(mock_model(Recorder(body))))
     for key, value in costs.items():
         assert message.response_metadata[key] == value
     assert message.response_metadata["system_fingerprint"] == "fp_1"
@@ -82,13 +75,13 @@ def test_usage_repeated_on_every_chunk_is_counted_once() -> None:
         payloads.append(payload)
     final = chunk(finish="stop")
     final["usage"] = {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}
-    message = aggregate(collect(mock_model(Recorder(sse(*payloads, final)))))
+    message = merged(collect(mock_model(Recorder(sse(*payloads, final)))))
     assert message.usage_metadata == {"input_tokens": 5, "output_tokens": 3, "total_tokens": 8}
 
 
 def test_no_usage_chunk_although_asked_gives_no_usage() -> None:
     body = sse(chunk("a"), chunk(finish="stop"))
-    message = aggregate(collect(mock_model(Recorder(body))))
+    message = merged(collect(mock_model(Recorder(body))))
     assert message.usage_metadata is None
     assert message.content == "a"
 
@@ -98,7 +91,7 @@ def test_usage_details_are_mapped() -> None:
         prompt_tokens_details={"cached_tokens": 4},
         completion_tokens_details={"reasoning_tokens": 1},
     )
-    message = aggregate(collect(mock_model(Recorder(sse(chunk("a"), chunk(finish="stop"), usage)))))
+    message = merged(collect(mock_model(Recorder(sse(chunk("a"), chunk(finish="stop"), usage)))))
     assert message.usage_metadata is not None
     assert message.usage_metadata["input_token_details"] == {"cache_read": 4}
     assert message.usage_metadata["output_token_details"] == {"reasoning": 1}
@@ -117,7 +110,7 @@ def test_stream_usage_controls_stream_options() -> None:
 def test_content_on_the_finish_chunk_is_not_lost() -> None:
     body = sse(chunk("a"), chunk("b", finish="length"))
     chunks = collect(mock_model(Recorder(body)))
-    assert aggregate(chunks).content == "ab"
+    assert merged(chunks).content == "ab"
     assert chunks[-1].response_metadata["finish_reason"] == "length"
 
 
@@ -139,7 +132,7 @@ def test_tool_call_fragments_become_tool_call_chunks() -> None:
     ]
     chunks = collect(mock_model(Recorder(sse(*calls))))
     assert chunks[0].tool_call_chunks[0]["name"] == "add"
-    message = aggregate(chunks)
+    message = merged(chunks)
     assert message.tool_calls == [
         {"name": "add", "args": {"a": 1, "b": 2}, "id": "call_1", "type": "tool_call"}
     ]
@@ -147,7 +140,7 @@ def test_tool_call_fragments_become_tool_call_chunks() -> None:
 
 def test_stream_without_done_but_with_finish_reason_is_complete() -> None:
     body = sse(chunk("a"), chunk(finish="stop"), done=False)
-    assert aggregate(collect(mock_model(Recorder(body)))).content == "a"
+    assert merged(collect(mock_model(Recorder(body)))).content == "a"
 
 
 def test_stream_ending_without_done_or_finish_reason_raises() -> None:
@@ -202,7 +195,7 @@ def test_error_event_after_tokens_keeps_what_was_delivered() -> None:
 
 def test_events_after_done_are_ignored_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
     body = sse(chunk("a"), chunk(finish="stop")) + sse(chunk("late"), done=False)
-    assert aggregate(collect(mock_model(Recorder(body)))).content == "a"
+    assert merged(collect(mock_model(Recorder(body)))).content == "a"
     assert "after [DONE]" in caplog.text
 
 
@@ -287,17 +280,17 @@ def test_sse_bytes_in_odd_pieces() -> None:
             200, headers={"content-type": "text/event-stream"}, content=iter(pieces)
         )
 
-    assert aggregate(collect(mock_model(handler))).content == "one two three"
+    assert merged(collect(mock_model(handler))).content == "one two three"
 
 
 def test_unicode_survives() -> None:
     tokens = ["月", "の", " 🌙", " é"]
-    assert aggregate(collect(mock_model(Recorder(text_stream(*tokens))))).content == "".join(tokens)
+    assert merged(collect(mock_model(Recorder(text_stream(*tokens))))).content == "".join(tokens)
 
 
 def test_json_payload_with_escaped_newlines() -> None:
     assert json.loads(sse(chunk("a\nb")).split(b"\n")[0][6:])  # the helper writes one line
     assert (
-        aggregate(collect(mock_model(Recorder(sse(chunk("a\nb"), chunk(finish="stop")))))).content
+        merged(collect(mock_model(Recorder(sse(chunk("a\nb"), chunk(finish="stop")))))).content
         == "a\nb"
     )

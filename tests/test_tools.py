@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import httpx
 import pytest
 from langchain_core.callbacks import BaseCallbackHandler
-from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.tools import tool
 from pydantic import BaseModel, Field
 from typing_extensions import TypedDict
 
-from .helpers import Recorder, chunk, mock_model, sse
+from .helpers import Recorder, chunk, merged, mock_model, sse
 
 
 class GetWeather(BaseModel):
@@ -68,13 +67,6 @@ def call(
         delta.update(id=id, type="function")
         delta["function"]["name"] = name
     return delta
-
-
-def aggregate(chunks: list[AIMessageChunk]) -> AIMessageChunk:
-    total = chunks[0]
-    for piece in chunks[1:]:
-        total = total + piece
-    return total
 
 
 INTERLEAVED = sse(
@@ -158,7 +150,7 @@ def test_interleaved_parallel_calls_aggregate_to_two_tool_calls(mode: str) -> No
     if mode == "stream":
         chunks = list(model.stream("hi"))
         assert all(c.tool_call_chunks[0]["index"] in (0, 1) for c in chunks[:-1])
-        message: AIMessage = aggregate(chunks)
+        message: AIMessage = merged(chunks)
     else:
         message = model.invoke("hi")
     assert message.tool_calls == [
@@ -171,7 +163,7 @@ def test_interleaved_parallel_calls_aggregate_to_two_tool_calls(mode: str) -> No
 
 async def test_interleaved_calls_async() -> None:
     chunks = [c async for c in mock_model(Recorder(INTERLEAVED)).astream("hi")]
-    assert [tc["id"] for tc in aggregate(chunks).tool_calls] == ["call_a", "call_b"]
+    assert [tc["id"] for tc in merged(chunks).tool_calls] == ["call_a", "call_b"]
 
 
 def test_tool_call_fragments_reach_callbacks_like_text() -> None:
@@ -193,7 +185,7 @@ def test_invalid_json_arguments_land_in_invalid_tool_calls_with_the_raw_text() -
         ),  # not JSON: single quotes
         chunk(finish="tool_calls"),
     )
-    message = aggregate(list(mock_model(Recorder(body)).stream("hi")))
+    message = merged(list(mock_model(Recorder(body)).stream("hi")))
     assert message.tool_calls == []
     assert message.invalid_tool_calls[0]["args"] == "{'a': 1}"
     assert message.invalid_tool_calls[0]["id"] == "call_x"
@@ -375,9 +367,3 @@ def test_streaming_structured_output_through_tool_calls() -> None:
 def test_unknown_method_is_refused() -> None:
     with pytest.raises(ValueError, match="method='xml'"):
         mock_model(Recorder(b"")).with_structured_output(Joke, method="xml")  # type: ignore[arg-type]
-
-
-def test_body_is_json_serializable() -> None:
-    recorder = Recorder(lambda request: tool_answer("add", '{"a": 1, "b": 2}'))
-    mock_model(recorder).bind_tools([add]).invoke("x")
-    json.dumps(recorder.last_json)
