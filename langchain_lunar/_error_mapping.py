@@ -22,6 +22,7 @@ from langchain_lunar._exceptions import (
     ServiceUnavailableError,
     UnprocessableEntityError,
 )
+from langchain_lunar._json import loads
 
 _BY_STATUS: dict[int, type[APIError]] = {
     400: BadRequestError,
@@ -156,7 +157,7 @@ def _parse_body(content: bytes) -> Any:
     if not content:
         return None
     try:
-        return json.loads(content)
+        return loads(content)
     except ValueError:
         return content.decode("utf-8", errors="replace")
 

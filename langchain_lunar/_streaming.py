@@ -15,7 +15,6 @@ What it guarantees:
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -32,6 +31,7 @@ from langchain_lunar._exceptions import (
     StreamInterruptedError,
 )
 from langchain_lunar._fast_chunks import text_chunk
+from langchain_lunar._json import loads
 from langchain_lunar._responses import response_metadata, usage_to_metadata
 from langchain_lunar._sse import ServerSentEvent, SSEDecoder
 
@@ -117,7 +117,7 @@ class StreamAssembler:
             self.done = True
             return None
         try:
-            payload = json.loads(data)
+            payload = loads(data)
         except ValueError:
             payload = None
         if not isinstance(payload, dict):

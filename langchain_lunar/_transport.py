@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 from collections.abc import AsyncGenerator, Generator
 from dataclasses import dataclass, replace
@@ -19,6 +18,7 @@ from langchain_lunar._exceptions import (
     LunarError,
     MalformedResponseError,
 )
+from langchain_lunar._json import loads
 from langchain_lunar._responses import completion_to_result
 from langchain_lunar._streaming import StreamAssembler
 
@@ -208,7 +208,7 @@ def _checked_payload(response: httpx.Response, request: CompletionRequest) -> An
 
 def _json_body(response: httpx.Response, request: CompletionRequest) -> Any:
     try:
-        return json.loads(response.content)
+        return loads(response.content)
     except ValueError:
         raise MalformedResponseError(
             f"The server's answer is not JSON (HTTP {response.status_code}): "
