@@ -17,6 +17,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessageChunk
 from langchain_core.outputs import ChatGenerationChunk
+from pydantic import BaseModel
 
 
 class _EmptyList(list[Any]):
@@ -45,55 +46,58 @@ class _EmptyList(list[Any]):
 
 
 _NO_ITEMS = _EmptyList()
-_MESSAGE_FIELDS_SET = ("content", "id")
-_GENERATION_FIELDS_SET = ("message", "text")
 
+# pydantic keeps a model's state in four slots of BaseModel; their descriptors are called
+# directly, which costs half of going through object.__setattr__ by name.
+_set_dict = BaseModel.__dict__["__dict__"].__set__
+_set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
+_new = object.__new__  # pydantic models do not override __new__
 
-def _unchecked(
-    cls: type[Any],
-    values: dict[str, Any],
-    fields_set: tuple[str, ...],
-    extra: dict[str, Any] | None,
-) -> Any:
-    instance: Any = object.__new__(cls)  # pydantic models do not override __new__
-    object.__setattr__(instance, "__dict__", values)
-    # Fresh containers each time: pydantic adds to them when a field is assigned later.
-    object.__setattr__(instance, "__pydantic_fields_set__", set(fields_set))
-    object.__setattr__(instance, "__pydantic_extra__", extra)
-    object.__setattr__(instance, "__pydantic_private__", None)
-    return instance
+# The validated state of a text chunk, copied per chunk with its own values filled in.
+_MESSAGE_STATE: dict[str, Any] = {
+    "content": "",
+    "additional_kwargs": None,
+    "response_metadata": None,
+    "type": "AIMessageChunk",
+    "name": None,
+    "id": None,
+    "tool_calls": _NO_ITEMS,
+    "invalid_tool_calls": _NO_ITEMS,
+    "usage_metadata": None,
+    "tool_call_chunks": _NO_ITEMS,
+    "chunk_position": None,
+}
+_GENERATION_STATE: dict[str, Any] = {
+    "text": "",
+    "generation_info": None,
+    "type": "ChatGenerationChunk",
+    "message": None,
+}
 
 
 def _fast_text_chunk(content: str, message_id: str | None) -> ChatGenerationChunk:
-    message = _unchecked(
-        AIMessageChunk,
-        {
-            "content": content,
-            "additional_kwargs": {},
-            "response_metadata": {},
-            "type": "AIMessageChunk",
-            "name": None,
-            "id": message_id,
-            "tool_calls": _NO_ITEMS,
-            "invalid_tool_calls": _NO_ITEMS,
-            "usage_metadata": None,
-            "tool_call_chunks": _NO_ITEMS,
-            "chunk_position": None,
-        },
-        _MESSAGE_FIELDS_SET,
-        {},  # AIMessageChunk allows extra fields
-    )
-    generation: ChatGenerationChunk = _unchecked(
-        ChatGenerationChunk,
-        {
-            "text": content,
-            "generation_info": None,
-            "type": "ChatGenerationChunk",
-            "message": message,
-        },
-        _GENERATION_FIELDS_SET,
-        None,
-    )
+    message = _new(AIMessageChunk)
+    state = _MESSAGE_STATE.copy()
+    state["content"] = content
+    state["id"] = message_id
+    state["additional_kwargs"] = {}  # dicts are per chunk: callers may add to them
+    state["response_metadata"] = {}
+    _set_dict(message, state)
+    # A new set each time: pydantic adds to it when a field is assigned later.
+    _set_fields_set(message, {"content", "id"})
+    _set_extra(message, {})  # AIMessageChunk allows extra fields
+    _set_private(message, None)
+
+    generation = _new(ChatGenerationChunk)
+    state = _GENERATION_STATE.copy()
+    state["text"] = content
+    state["message"] = message
+    _set_dict(generation, state)
+    _set_fields_set(generation, {"message", "text"})
+    _set_extra(generation, None)
+    _set_private(generation, None)
     return generation
 
 
