@@ -16,7 +16,7 @@ from dataclasses import dataclass
 _BOM = b"\xef\xbb\xbf"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ServerSentEvent:
     """One dispatched event.
 
@@ -27,6 +27,7 @@ class ServerSentEvent:
         retry: The reconnection time in milliseconds from the latest ``retry:`` field, or None.
     """
 
+    # Not frozen: a frozen dataclass costs three times as much to create, once per token.
     data: str
     event: str | None = None
     id: str | None = None
@@ -39,7 +40,7 @@ class SSEDecoder:
     __slots__ = ("_data", "_event", "_last_id", "_partial", "_retry", "_skip_lf", "_started")
 
     def __init__(self) -> None:
-        self._partial = b""
+        self._partial = b""  # the bytes after the last line end: a line still arriving
         self._skip_lf = False
         self._started = False
         self._data: list[bytes] = []
@@ -49,58 +50,53 @@ class SSEDecoder:
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         """Decode ``chunk`` and return the events it completed, in order."""
-        if not chunk:
-            return []
-        if self._skip_lf:
+        if not self._started:
+            chunk = self._partial + chunk
+            self._partial = b""
+            if _BOM.startswith(chunk):
+                self._partial = chunk  # all of it may still be the start of a BOM
+                return []
+            self._started = True
+            if chunk.startswith(_BOM):
+                chunk = chunk[len(_BOM) :]
+        if self._skip_lf and chunk:
             # The previous piece ended in CR; an LF here completes that CRLF, not a blank line.
             self._skip_lf = False
             if chunk[:1] == b"\n":
                 chunk = chunk[1:]
-        if not self._started:
-            self._started = True
-            if chunk.startswith(_BOM):
-                chunk = chunk[len(_BOM) :]
+        if b"\r" in chunk:
+            # CR and CRLF line ends are rare: make them LF, so one split serves every stream.
+            self._skip_lf = chunk[-1:] == b"\r"
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         if self._partial:
             chunk = self._partial + chunk
-            self._partial = b""
-        lines = chunk.splitlines(True)
-        if not lines:
-            return []
-        last = lines[-1]
-        if last[-1:] == b"\r":
-            self._skip_lf = True
-        elif last[-1:] != b"\n":
-            self._partial = lines.pop()
-        events: list[ServerSentEvent] = []
-        for line in lines:
-            event = self._process_line(line.rstrip(b"\r\n"))
-            if event is not None:
-                events.append(event)
-        return events
+        lines = chunk.split(b"\n")
+        self._partial = lines.pop()
+        return self._process(lines)
 
     def close(self) -> list[ServerSentEvent]:
         """End of body: return the event still pending, if any (see the module docstring)."""
+        line, self._partial = self._partial, b""
+        return self._process([line, b""] if line else [b""])
+
+    def _process(self, lines: list[bytes]) -> list[ServerSentEvent]:
         events: list[ServerSentEvent] = []
-        if self._partial:
-            line, self._partial = self._partial, b""
-            event = self._process_line(line)
-            if event is not None:
-                events.append(event)
-        event = self._process_line(b"")
-        if event is not None:
-            events.append(event)
+        data = self._data
+        for line in lines:
+            if line.startswith(b"data:"):
+                # The hot path: nearly every line of a completion stream is a data line.
+                data.append(line[6:] if line[5:6] == b" " else line[5:])
+            elif line:
+                self._process_field(line)
+            elif data:
+                events.append(self._dispatch())
+            else:
+                self._event = None  # a blank line with no data: nothing to dispatch
         return events
 
-    def _process_line(self, line: bytes) -> ServerSentEvent | None:
-        if not line:
-            return self._dispatch()
-        if line.startswith(b"data:"):
-            # The hot path: nearly every line of a completion stream is a data line.
-            value = line[5:]
-            self._data.append(value[1:] if value[:1] == b" " else value)
-            return None
+    def _process_field(self, line: bytes) -> None:
         if line[:1] == b":":
-            return None  # a comment, such as a keep-alive
+            return  # a comment, such as a keep-alive
         name, colon, value = line.partition(b":")
         if colon and value[:1] == b" ":
             value = value[1:]
@@ -114,16 +110,13 @@ class SSEDecoder:
         elif name == b"retry" and value.isdigit():
             self._retry = int(value)
         # Any other field name is ignored, as the spec says.
-        return None
 
-    def _dispatch(self) -> ServerSentEvent | None:
-        if not self._data:
-            self._event = None
-            return None
-        data = self._data[0] if len(self._data) == 1 else b"\n".join(self._data)
+    def _dispatch(self) -> ServerSentEvent:
+        data = self._data
+        joined = data[0] if len(data) == 1 else b"\n".join(data)
+        data.clear()
         event = ServerSentEvent(
-            data.decode("utf-8", errors="replace"), self._event, self._last_id, self._retry
+            joined.decode("utf-8", errors="replace"), self._event, self._last_id, self._retry
         )
-        self._data = []
         self._event = None
         return event

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+import re
+
 import pytest
 
 from langchain_lunar._sse import ServerSentEvent, SSEDecoder
@@ -84,3 +87,66 @@ def test_line_separators_inside_json_strings_are_not_line_ends() -> None:
     # U+2028 and U+0085 may appear raw in JSON text; only CR and LF end an SSE line.
     payload = '{"t": "a\u2028b\u0085c"}'
     assert [e.data for e in decode(f"data: {payload}\n\n".encode())] == [payload]
+
+
+def _reference(body: bytes) -> list[ServerSentEvent]:
+    """The spec's algorithm run on the whole body at once, line by line, written for clarity."""
+    text = body.decode("utf-8", errors="replace").removeprefix("\ufeff")
+    lines = re.split(r"\r\n|\r|\n", text)
+    lines.pop()  # what follows the last line end is an unfinished line...
+    if not text.endswith(("\r", "\n")):
+        lines.append(re.split(r"\r\n|\r|\n", text)[-1])  # ...handed on at the end (our rule)
+    lines.append("")
+    events: list[ServerSentEvent] = []
+    data: list[str] = []
+    event_type: str | None = None
+    last_id: str | None = None
+    retry: int | None = None
+    for line in lines:
+        if line == "":
+            if data:
+                events.append(ServerSentEvent("\n".join(data), event_type, last_id, retry))
+            data, event_type = [], None
+            continue
+        if line.startswith(":"):
+            continue
+        name, colon, value = line.partition(":")
+        if colon and value.startswith(" "):
+            value = value[1:]
+        if name == "data":
+            data.append(value)
+        elif name == "event":
+            event_type = value
+        elif name == "id" and "\x00" not in value:
+            last_id = value
+        elif name == "retry" and value.isascii() and value.isdigit():
+            retry = int(value)
+    return events
+
+
+_PARTS = [
+    b'data: {"a": 1}',
+    b"data:x",
+    b"data",
+    b"data: two\xc3\xa9",
+    b": comment",
+    b"event: error",
+    b"id: 4",
+    b"retry: 150",
+    b"foo: bar",
+    b"",
+]
+_ENDS = [b"\n", b"\r\n", b"\r"]
+
+
+@pytest.mark.parametrize("seed", range(300))
+def test_any_split_of_any_body_decodes_as_the_spec_says(seed: int) -> None:
+    rng = random.Random(seed)
+    body = b"".join(rng.choice(_PARTS) + rng.choice(_ENDS) for _ in range(rng.randint(1, 30)))
+    if rng.random() < 0.2:
+        body = b"\xef\xbb\xbf" + body
+    if rng.random() < 0.3:
+        body = body.rstrip(b"\r\n")  # a body cut short
+    cuts = sorted(rng.sample(range(len(body) + 1), min(len(body) + 1, rng.randint(0, 12))))
+    pieces = [body[start:end] for start, end in zip([0, *cuts], [*cuts, len(body)], strict=True)]
+    assert decode(*pieces) == _reference(body)
