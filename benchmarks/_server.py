@@ -10,7 +10,9 @@ texts are ``t0 ``, ``t1 ``, ... (all distinct, so a client's output can be check
 ``expected_text(n)``); ``bench-<n>-p<ms>`` pauses ``ms`` milliseconds after the first chunk,
 as a real model does before its second token, so that the first chunk reaches the client on
 its own and the time to the first token is not inflated by parsing a buffer full of later ones.
-Only streaming requests are supported.
+``bench-<n>-e<ms>`` instead writes every event on its own, ``ms`` milliseconds apart, as a
+model generating tokens does: each event then reaches the client in a read of its own, and the
+client pays for one wake-up per token. Only streaming requests are supported.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from pathlib import Path
 from types import TracebackType
 
 CHAT_PATH = "/v1/chat/completions"
-_MODEL_RE = re.compile(r"bench-(\d+)(?:-p(\d+))?")
+_MODEL_RE = re.compile(r"bench-(\d+)(?:-p(\d+)|-e(\d+))?")
 _CHUNK_PREFIX = (
     b'data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1732000000,'
     b'"model":"bench-model","choices":'
@@ -36,9 +38,12 @@ _CHUNK_PREFIX = (
 _PROMPT_TOKENS = 9
 
 
-def model_name(chunks: int, pause_ms: int = 0) -> str:
-    """The model name that makes the server stream ``chunks`` content chunks."""
-    return f"bench-{chunks}-p{pause_ms}" if pause_ms else f"bench-{chunks}"
+def model_name(chunks: int, pause_ms: int = 0, every_ms: int = 0) -> str:
+    """The model name that makes the server stream ``chunks`` content chunks: at once, or
+    pausing ``pause_ms`` after the first, or one event every ``every_ms``."""
+    if pause_ms:
+        return f"bench-{chunks}-p{pause_ms}"
+    return f"bench-{chunks}-e{every_ms}" if every_ms else f"bench-{chunks}"
 
 
 def token(i: int) -> str:
@@ -104,18 +109,29 @@ async def _respond(request_line: bytes, body: bytes, writer: asyncio.StreamWrite
         match = None
         request = {}
     if match is None:
-        writer.write(_error("404 Not Found", "model must be bench-<chunks>[-p<pause ms>]"))
+        writer.write(_error("404 Not Found", "model must be bench-<n>[-p<ms>|-e<ms>]"))
         return
     if not request.get("stream"):
         writer.write(_error("400 Bad Request", "the benchmark server only streams"))
         return
     first, rest = render_body(int(match[1]))
     writer.write(_head("200 OK", "text/event-stream", len(first) + len(rest)) + first)
+    if match[3]:
+        await _write_paced(writer, rest, int(match[3]) / 1000)
+        return
     # Sent at once, so the client can measure its time to the first token.
     await writer.drain()
     if match[2]:
         await asyncio.sleep(int(match[2]) / 1000)
     writer.write(rest)
+    await writer.drain()
+
+
+async def _write_paced(writer: asyncio.StreamWriter, events: bytes, every_s: float) -> None:
+    for event in events.split(b"\n\n")[:-1]:
+        await writer.drain()
+        await asyncio.sleep(every_s)
+        writer.write(event + b"\n\n")
     await writer.drain()
 
 

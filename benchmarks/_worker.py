@@ -65,9 +65,9 @@ class Worker:
         gc.collect()
         return self.loop.run_until_complete(measure())
 
-    def stream(self, mode: str, chunks: int) -> dict[str, Any]:
-        """One stream of ``chunks`` chunks, sync or async."""
-        model = model_name(chunks)
+    def stream(self, mode: str, chunks: int, every_ms: int = 0) -> dict[str, Any]:
+        """One stream of ``chunks`` chunks, sync or async: at once, or one every ``every_ms``."""
+        model = model_name(chunks, every_ms=every_ms)
         if mode == "sync":
             text, cpu, wall = self._timed(lambda: self.client.stream_sync(model))
         else:

@@ -14,10 +14,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 RUN = Path(__file__).resolve().parent.parent / "benchmarks" / "run.py"
-FIGURES = {"per_chunk", "concurrent", "ttft", "aggregation", "import"}
+FIGURES = {"per_chunk", "concurrent", "ttft", "aggregation", "import", "paced"}
 HAVE_OPENAI = importlib.util.find_spec("langchain_openai") is not None
 
 
@@ -67,3 +68,26 @@ def test_tiny_suite_runs_without_chatopenai(tmp_path: Path) -> None:
     assert "ChatOpenAI skipped" in stdout
     assert "openai" not in results["meta"]["clients"]
     assert_every_text_exact(results)
+
+
+def test_paced_streams_arrive_one_event_per_read() -> None:
+    # Figure f. is only what it says if every event reaches the client on its own.
+    sys.path.insert(0, str(RUN.parent))
+    try:
+        from _server import BenchServer, expected_text, model_name
+    finally:
+        sys.path.remove(str(RUN.parent))
+    with BenchServer() as server, httpx.Client() as client:
+        body = {"model": model_name(20, every_ms=1), "messages": [], "stream": True}
+        url = f"{server.base_url}/chat/completions"
+        with client.stream("POST", url, json=body) as response:
+            reads = list(response.iter_raw())
+    events = b"".join(reads).split(b"\n\n")[:-1]
+    assert len(events) == 23  # 20 tokens, the finish, the usage, [DONE]
+    assert len(reads) >= len(events) - 1  # the first event may share a read with the head
+    text = "".join(
+        json.loads(e[6:])["choices"][0]["delta"].get("content", "")
+        for e in events
+        if e != b"data: [DONE]" and json.loads(e[6:])["choices"]
+    )
+    assert text == expected_text(20)
