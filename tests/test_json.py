@@ -40,3 +40,9 @@ def test_without_orjson_json_decides(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_json, "_orjson_loads", None)
     assert math.isnan(_json.loads("NaN"))
     assert _json.loads('{"x": [1]}') == {"x": [1]}
+
+
+def test_the_one_documented_difference_integers_beyond_64_bits() -> None:
+    # README and _json.py say so; if orjson ever keeps them exact, both texts should change.
+    assert _json.loads("12345678901234567890123") == 1.2345678901234568e22
+    assert json.loads("12345678901234567890123") == 12345678901234567890123
