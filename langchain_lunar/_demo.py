@@ -1,8 +1,9 @@
 """``python -m langchain_lunar``: stream a short story through an LCEL chain and report on it.
 
-With ``LUNAR_API_KEY`` set, the chain talks to Lunar (``LUNAR_BASE_URL`` is honoured). Without a
-key, or with ``--offline``, it talks to a ``LocalLunarServer`` started here, so the demo runs on
-a fresh machine with no account and no network.
+The server is the one ``ChatLunar`` itself would use: ``LUNAR_BASE_URL`` when set, with or
+without ``LUNAR_API_KEY`` (a keyless llama.cpp, Ollama or vLLM server works); else Lunar when
+``LUNAR_API_KEY`` is set. With neither, or with ``--offline``, it is a ``LocalLunarServer``
+started here, so the demo runs on a fresh machine with no account and no network.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from langchain_core.prompts import ChatPromptTemplate
 from pydantic import SecretStr, ValidationError
 
 from langchain_lunar._exceptions import LunarError
-from langchain_lunar.chat_models import ChatLunar
+from langchain_lunar.chat_models import DEFAULT_BASE_URL, ChatLunar
 from langchain_lunar.testing._server import LocalLunarServer
 
 DEFAULT_MODEL = "gpt-4o-mini"
@@ -56,10 +57,10 @@ class StreamStats:
 def main(argv: list[str] | None = None) -> int:
     """Run the demo with command-line arguments ``argv``; return the exit code."""
     args = parse_args(argv)
-    offline = args.offline or not os.environ.get("LUNAR_API_KEY")
     try:
-        with _chat_model(args, offline=offline) as llm:
-            _announce(llm, offline=offline, forced=args.offline)
+        with _chat_model(args) as (llm, server_line):
+            print(server_line)
+            print(flush=True)
             stats = stream_story(llm, args.prompt)
         print_report(stats)
     except (LunarError, ValidationError) as exc:
@@ -81,8 +82,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="python -m langchain_lunar",
         description=(
             "Stream a short story from Lunar token by token, then report time to first token, "
-            "speed, usage and cost. Without LUNAR_API_KEY it uses a local Lunar-compatible "
-            "server."
+            "speed, usage and cost. It asks the server at LUNAR_BASE_URL when that is set (a key "
+            "is optional there), else Lunar when LUNAR_API_KEY is set, else a local "
+            "Lunar-compatible server."
         ),
     )
     parser.add_argument(
@@ -94,7 +96,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--offline",
         action="store_true",
-        help="use the local server even when LUNAR_API_KEY is set",
+        help="use the local server even when LUNAR_BASE_URL or LUNAR_API_KEY is set",
     )
     parser.add_argument(
         "--token-delay",
@@ -117,25 +119,44 @@ def _seconds(text: str) -> float:
 
 
 @contextlib.contextmanager
-def _chat_model(args: argparse.Namespace, *, offline: bool) -> Iterator[ChatLunar]:
-    """A ``ChatLunar`` for Lunar, or for a local server that lives as long as the context."""
-    if not offline:
-        # api_key and base_url come from LUNAR_API_KEY / LUNAR_BASE_URL via ChatLunar itself.
-        yield ChatLunar(model=args.model)
+def _chat_model(args: argparse.Namespace) -> Iterator[tuple[ChatLunar, str]]:
+    """A ``ChatLunar`` for the server the demo uses, and the line that names that server.
+
+    A local server, when used, lives as long as the context.
+    """
+    llm = None if args.offline else configured_chat_model(args.model)
+    if llm is not None:
+        yield llm, _server_line(llm)
         return
+    reason = "--offline" if args.offline else "neither LUNAR_BASE_URL nor LUNAR_API_KEY is set"
     with LocalLunarServer(reply=OFFLINE_STORY, token_delay=args.token_delay) as server:
         # An explicit dummy key, so a real LUNAR_API_KEY (with --offline) is never sent.
-        yield ChatLunar(model=args.model, api_key=SecretStr("local-demo"), base_url=server.base_url)
+        llm = ChatLunar(model=args.model, api_key=SecretStr("local-demo"), base_url=server.base_url)
+        yield llm, f"Using a local Lunar-compatible server at {llm.base_url} ({reason})."
 
 
-def _announce(llm: ChatLunar, *, offline: bool, forced: bool) -> None:
-    """Say first which server answers, and why when it is the local one."""
-    if offline:
-        reason = "--offline" if forced else "LUNAR_API_KEY is not set"
-        print(f"Using a local Lunar-compatible server at {llm.base_url} ({reason}).")
-    else:
-        print(f"Using Lunar at {llm.base_url} with model {llm.model}.")
-    print(flush=True)
+def configured_chat_model(model: str) -> ChatLunar | None:
+    """``ChatLunar(model=model)`` as the environment configures it; None when it names no server.
+
+    ChatLunar itself reads ``LUNAR_BASE_URL`` and ``LUNAR_API_KEY`` and decides whether a key is
+    needed (only for Lunar's own URL), so a bad URL or a missing key is its ``ValidationError``.
+    An empty variable counts as unset, as after a shell's ``export LUNAR_BASE_URL=``.
+    """
+    base_url_set = bool(os.environ.get("LUNAR_BASE_URL"))
+    if not base_url_set and not os.environ.get("LUNAR_API_KEY"):
+        return None
+    if base_url_set:
+        return ChatLunar(model=model)
+    # ChatLunar would reject an empty LUNAR_BASE_URL as a URL; here it means "use Lunar".
+    return ChatLunar(model=model, base_url=DEFAULT_BASE_URL)
+
+
+def _server_line(llm: ChatLunar) -> str:
+    """Which configured server answers, and where its address came from; never the key."""
+    if llm.base_url == DEFAULT_BASE_URL:
+        return f"Using Lunar at {llm.base_url} with model {llm.model}."
+    key_note = "" if llm.api_key and llm.api_key.get_secret_value() else ", no API key"
+    return f"Using {llm.base_url} (from LUNAR_BASE_URL{key_note}) with model {llm.model}."
 
 
 def stream_story(llm: ChatLunar, question: str) -> StreamStats:
@@ -214,7 +235,7 @@ def _cost(total: Any) -> str:
 def _one_line(exc: BaseException) -> str:
     """``exc`` as one line, with the API key masked should a message ever quote it."""
     if isinstance(exc, ValidationError):  # a bad LUNAR_BASE_URL, say: pydantic's text is long
-        text = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        text = "; ".join(_validation_problem(e["loc"], e["msg"]) for e in exc.errors())
     else:
         text = str(exc)
     text = " ".join(text.split()) or type(exc).__name__
@@ -222,3 +243,9 @@ def _one_line(exc: BaseException) -> str:
     if key:
         text = text.replace(key, "***")
     return f"{type(exc).__name__}: {text}"
+
+
+def _validation_problem(location: tuple[int | str, ...], message: str) -> str:
+    """One pydantic error; a whole-model check (the missing key) has no field to name."""
+    field_name = ".".join(map(str, location))
+    return f"{field_name}: {message}" if field_name else message

@@ -58,6 +58,13 @@ _CONTEXT_OVERFLOW_MARKERS = (
     "prompt is too long",
 )
 
+# (milliseconds, seconds) header pairs, most trusted first: the answering server's own headers
+# describe the endpoint the retry goes to, the relayed ones only the provider behind it.
+_RETRY_AFTER_HEADERS = (
+    ("retry-after-ms", "retry-after"),
+    ("llm_provider-retry-after-ms", "llm_provider-retry-after"),
+)
+
 _SNIPPET_CHARS = 500
 _MASK = "**********"  # as pydantic shows a SecretStr
 
@@ -104,19 +111,21 @@ def error_from_event(payload: Mapping[str, Any], *, secret: str | None = None) -
 
 
 def parse_retry_after(headers: Mapping[str, str], body: Any = None) -> float | None:
-    """Seconds the server asked to wait: ``retry-after-ms``, ``Retry-After`` or ``retry_after``.
+    """Seconds the server asked to wait, or None when it did not say.
 
-    ``Retry-After`` may be seconds or an HTTP date. Returns None when the server did not say,
-    or said something that is not a finite, non-negative wait.
+    The first of these that holds a finite, non-negative wait counts:
+
+    1. ``retry-after-ms`` (milliseconds), then ``Retry-After`` (seconds or an HTTP date): the
+       answering server's own word;
+    2. ``llm_provider-retry-after-ms``, then ``llm_provider-retry-after``: the same headers of the
+       provider behind a LiteLLM gateway, which relays every upstream header under the
+       ``llm_provider-`` prefix and does not always add ``Retry-After`` itself;
+    3. the body's ``retry_after``, at the top level or inside ``error``.
+
+    A value that is not a usable wait (text, negative, NaN, infinite) is skipped, not an error.
     """
-    milliseconds = _finite(headers.get("retry-after-ms"))
-    if milliseconds is not None:
-        return milliseconds / 1000
-    header = headers.get("retry-after")
-    if header is not None:
-        seconds = _finite(header)
-        if seconds is None:
-            seconds = _seconds_until(header)
+    for milliseconds_header, seconds_header in _RETRY_AFTER_HEADERS:
+        seconds = _header_wait(headers, milliseconds_header, seconds_header)
         if seconds is not None:
             return seconds
     if isinstance(body, Mapping):
@@ -212,6 +221,20 @@ def _finite(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return number if math.isfinite(number) and number >= 0 else None
+
+
+def _header_wait(
+    headers: Mapping[str, str], milliseconds_header: str, seconds_header: str
+) -> float | None:
+    """The wait one header pair asks for: milliseconds first, then seconds or an HTTP date."""
+    milliseconds = _finite(headers.get(milliseconds_header))
+    if milliseconds is not None:
+        return milliseconds / 1000
+    value = headers.get(seconds_header)
+    if value is None:
+        return None
+    seconds = _finite(value)
+    return seconds if seconds is not None else _seconds_until(value)
 
 
 def _seconds_until(http_date: str) -> float | None:

@@ -88,9 +88,11 @@ class APIError(LunarError):
         status_code: The HTTP status, or the ``code`` of an error event inside a 200 stream.
         body: The parsed error body (a dict), or its text when it was not JSON.
         request_id: The server's ``x-request-id`` header, when it sent one.
-        retry_after: Seconds the server asked the client to wait, from ``Retry-After``
-            (seconds or an HTTP date), ``retry-after-ms`` or the body's ``retry_after``;
-            None when it did not say.
+        retry_after: Seconds the server asked the client to wait, from ``retry-after-ms`` or
+            ``Retry-After`` (seconds or an HTTP date); else from the same two headers relayed
+            by a LiteLLM gateway as ``llm_provider-retry-after-ms`` and
+            ``llm_provider-retry-after``; else from the body's ``retry_after``. None when it
+            did not say.
     """
 
     def __init__(

@@ -9,7 +9,11 @@ import sys
 
 import pytest
 
-from langchain_lunar._demo import OFFLINE_STORY, main
+from langchain_lunar._demo import OFFLINE_STORY, configured_chat_model, main
+from langchain_lunar.chat_models import DEFAULT_BASE_URL
+from langchain_lunar.testing import LocalLunarServer
+
+ENV_SERVER_STORY = "A story from the server that LUNAR_BASE_URL names."
 
 REPORT_LINES = (
     re.compile(r"^Time to first token: +\d+ ms$", re.M),
@@ -34,18 +38,126 @@ def test_offline_run_streams_the_story_then_the_report(capsys: pytest.CaptureFix
         position = match.end()
 
 
-def test_without_a_key_it_uses_the_local_server(
+def test_without_base_url_or_key_it_uses_its_own_local_server(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("LUNAR_API_KEY", raising=False)
+    monkeypatch.delenv("LUNAR_BASE_URL", raising=False)
 
     assert main(["--token-delay", "0", "--model", "demo-model"]) == 0
 
     out = capsys.readouterr().out
-    assert out.startswith("Using a local Lunar-compatible server")
-    assert "(LUNAR_API_KEY is not set)" in out.splitlines()[0]
+    assert out.startswith("Using a local Lunar-compatible server at http://127.0.0.1:")
+    assert "(neither LUNAR_BASE_URL nor LUNAR_API_KEY is set)" in out.splitlines()[0]
     assert OFFLINE_STORY in out
     assert re.search(r"^Served model: +demo-model$", out, re.M)
+
+
+def test_lunar_base_url_without_a_key_streams_from_that_server(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("LUNAR_API_KEY", raising=False)
+    with LocalLunarServer(reply=ENV_SERVER_STORY) as server:
+        base_url = server.base_url
+        monkeypatch.setenv("LUNAR_BASE_URL", base_url)
+
+        assert main(["--model", "demo-model"]) == 0
+
+        requests = server.requests
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert out.splitlines()[0] == (
+        f"Using {base_url} (from LUNAR_BASE_URL, no API key) with model demo-model."
+    )
+    assert ENV_SERVER_STORY in out
+    assert OFFLINE_STORY not in out
+    assert [(r.method, r.path, r.model) for r in requests] == [
+        ("POST", "/v1/chat/completions", "demo-model")
+    ]
+    assert "authorization" not in requests[0].headers
+    assert "x-api-key" not in requests[0].headers
+
+
+def test_lunar_base_url_with_a_key_sends_the_key_but_never_prints_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = "sk-demo-secret-5151"
+    monkeypatch.setenv("LUNAR_API_KEY", key)
+    # The server answers 401 without the key, so a story proves the key was sent.
+    with LocalLunarServer(reply=ENV_SERVER_STORY, api_key=key) as server:
+        base_url = server.base_url
+        monkeypatch.setenv("LUNAR_BASE_URL", base_url)
+
+        assert main([]) == 0
+
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0] == (
+        f"Using {base_url} (from LUNAR_BASE_URL) with model gpt-4o-mini."
+    )
+    assert ENV_SERVER_STORY in out
+    assert key not in out + err
+
+
+def test_python_dash_m_uses_lunar_base_url_without_a_key() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "LUNAR_API_KEY"}
+    with LocalLunarServer(reply=ENV_SERVER_STORY) as server:
+        base_url = server.base_url
+        env["LUNAR_BASE_URL"] = base_url
+        result = subprocess.run(
+            [sys.executable, "-m", "langchain_lunar"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        request_count = len(server.requests)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"Using {base_url} (from LUNAR_BASE_URL, no API key)")
+    assert ENV_SERVER_STORY in result.stdout
+    assert request_count == 1
+
+
+def test_lunar_base_url_at_lunar_itself_still_needs_the_key(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("LUNAR_API_KEY", raising=False)
+    monkeypatch.setenv("LUNAR_BASE_URL", DEFAULT_BASE_URL)
+
+    assert main([]) == 1
+
+    out, err = capsys.readouterr()
+    assert out == ""  # refused before any request, as ChatLunar refuses
+    assert err.startswith("error: ValidationError: Value error, No Lunar API key")
+    assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("base_url", "key", "expected_base_url"),
+    [
+        ("", "", None),
+        ("", "sk-x", DEFAULT_BASE_URL),  # an empty LUNAR_BASE_URL counts as unset
+        (None, "sk-x", DEFAULT_BASE_URL),
+        ("http://127.0.0.1:8080/v1/", None, "http://127.0.0.1:8080/v1"),
+        ("http://127.0.0.1:8080/v1", "", "http://127.0.0.1:8080/v1"),
+        (None, None, None),
+    ],
+)
+def test_the_configured_server_follows_chat_lunar(
+    monkeypatch: pytest.MonkeyPatch,
+    base_url: str | None,
+    key: str | None,
+    expected_base_url: str | None,
+) -> None:
+    for name, value in (("LUNAR_BASE_URL", base_url), ("LUNAR_API_KEY", key)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+
+    llm = configured_chat_model("m")
+
+    assert (llm.base_url if llm is not None else None) == expected_base_url
 
 
 def test_python_dash_m_runs_offline() -> None:
@@ -74,7 +186,7 @@ def test_unreachable_server_exits_1_with_one_line_error(
     assert main([]) == 1
 
     out, err = capsys.readouterr()
-    assert out.startswith("Using Lunar at http://127.0.0.1:9/v1")
+    assert out.startswith("Using http://127.0.0.1:9/v1 (from LUNAR_BASE_URL) with model")
     assert err.startswith("error: ")
     assert err.endswith("\n")
     assert err.count("\n") == 1
@@ -90,7 +202,7 @@ def test_negative_token_delay_is_a_usage_error(capsys: pytest.CaptureFixture[str
 
 
 def test_a_reader_that_goes_away_ends_the_demo_quietly() -> None:
-    env = {k: v for k, v in os.environ.items() if k != "LUNAR_API_KEY"}
+    env = {k: v for k, v in os.environ.items() if k not in ("LUNAR_API_KEY", "LUNAR_BASE_URL")}
     process = subprocess.Popen(
         [sys.executable, "-m", "langchain_lunar", "--offline", "--token-delay", "0.01"],
         stdout=subprocess.PIPE,

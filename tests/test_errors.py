@@ -6,6 +6,7 @@ import pickle
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
+import httpx
 import pytest
 from langchain_core import exceptions as core
 
@@ -121,6 +122,62 @@ def test_unusable_retry_after_is_none(bad: str) -> None:
 
 def test_ms_header_wins_over_seconds() -> None:
     assert parse_retry_after({"retry-after-ms": "1500", "retry-after": "9"}) == 1.5
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"llm_provider-retry-after": "3"}, 3.0),
+        ({"llm_provider-retry-after": "1.5"}, 1.5),
+        ({"llm_provider-retry-after": "0"}, 0.0),
+        ({"llm_provider-retry-after-ms": "1500"}, 1.5),
+        ({"llm_provider-retry-after-ms": "0.5"}, 0.0005),
+    ],
+)
+def test_retry_after_relayed_by_a_litellm_gateway(headers: dict[str, str], expected: float) -> None:
+    assert parse_retry_after(headers) == expected
+    assert error_from_response(429, b"", headers).retry_after == expected
+
+
+def test_relayed_retry_after_http_date() -> None:
+    when = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=30), usegmt=True)
+    seconds = parse_retry_after({"llm_provider-retry-after": when})
+    assert seconds is not None
+    assert 28 <= seconds <= 30
+    past = format_datetime(datetime.now(timezone.utc) - timedelta(seconds=30), usegmt=True)
+    assert parse_retry_after({"llm_provider-retry-after": past}) == 0
+
+
+def test_relayed_headers_are_found_in_any_case_in_httpx_headers() -> None:
+    headers = httpx.Headers({"LLM_Provider-Retry-After-Ms": "2500"})
+    assert parse_retry_after(headers) == 2.5
+    assert parse_retry_after(httpx.Headers({"LLM_PROVIDER-RETRY-AFTER": "4"})) == 4
+
+
+@pytest.mark.parametrize("bad", ["soon", "-1", "nan", "inf", "-inf", ""])
+@pytest.mark.parametrize("name", ["llm_provider-retry-after", "llm_provider-retry-after-ms"])
+def test_unusable_relayed_retry_after_is_none(name: str, bad: str) -> None:
+    assert parse_retry_after({name: bad}) is None
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "expected"),
+    [
+        # the answering server's own headers come before the relayed ones...
+        ({"retry-after": "9", "llm_provider-retry-after-ms": "1500"}, None, 9.0),
+        ({"retry-after-ms": "250", "llm_provider-retry-after": "7"}, None, 0.25),
+        # ...milliseconds before seconds among the relayed ones, as among the direct ones...
+        ({"llm_provider-retry-after-ms": "1500", "llm_provider-retry-after": "9"}, None, 1.5),
+        # ...and every header before the body.
+        ({"llm_provider-retry-after": "7"}, {"retry_after": 2}, 7.0),
+        # An unusable header does not hide a usable one further down.
+        ({"retry-after": "soon", "llm_provider-retry-after": "7"}, None, 7.0),
+        ({"llm_provider-retry-after-ms": "nan", "llm_provider-retry-after": "7"}, None, 7.0),
+        ({"llm_provider-retry-after": "-1"}, {"retry_after": 2}, 2.0),
+    ],
+)
+def test_retry_after_precedence(headers: dict[str, str], body: object, expected: float) -> None:
+    assert parse_retry_after(headers, body) == expected
 
 
 @pytest.mark.parametrize(

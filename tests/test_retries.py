@@ -241,6 +241,31 @@ async def test_a_wait_longer_than_max_retry_wait_without_fallback_raises_with_re
 
 
 @modes
+async def test_a_long_wait_relayed_by_a_gateway_moves_to_the_fallback_at_once(mode: str) -> None:
+    # LiteLLM's proxy relays the provider's Retry-After under its own name and sends no other.
+    script = Script(status(429, {"llm_provider-retry-after": "3600"}), ok("claude-3-haiku"))
+    model, sleeps = scripted(script, fallbacks=["claude-3-haiku"], max_retry_wait=5)
+    message = await call(model, mode)
+    assert script.models == ["gpt-4o-mini", "claude-3-haiku"]  # one request to the primary
+    assert sleeps.waits == [0.0]  # a zero wait: the hour is not slept before the fallback
+    assert message.response_metadata["model_name"] == "claude-3-haiku"
+    failed = message.response_metadata["failed_attempts"]
+    assert [(a["model"], a["status_code"], a["wait"], a["then"]) for a in failed] == [
+        ("gpt-4o-mini", 429, 0.0, "fallback")
+    ]
+
+
+@modes
+async def test_a_wait_in_milliseconds_relayed_by_a_gateway_is_waited_exactly(mode: str) -> None:
+    script = Script(status(429, {"llm_provider-retry-after-ms": "1500"}), ok("gpt-4o-mini"))
+    model, sleeps = scripted(script, backoff_base=4)  # a backoff wait could not be 1.5 s
+    message = await call(model, mode)
+    assert message.content == "Hi there"
+    assert script.models == ["gpt-4o-mini", "gpt-4o-mini"]
+    assert sleeps.waits == [1.5]
+
+
+@modes
 async def test_when_every_model_fails_the_last_error_lists_them_all(mode: str) -> None:
     script = Script(status(503), status(503), status(429), status(429), status(500), status(500))
     model, _ = scripted(script, max_retries=1, fallbacks=["b", "c"])
