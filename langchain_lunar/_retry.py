@@ -53,8 +53,21 @@ def is_retryable(error: BaseException) -> bool:
     return False
 
 
+@dataclass(frozen=True)
+class _Step:
+    """What follows one failed attempt: the model to ask next and the wait before it."""
+
+    index: int
+    wait: float
+
+
 class _Plan:
-    """The state of one call's attempts, read and advanced by tenacity's hooks."""
+    """The state of one call's attempts, read and advanced by tenacity's hooks.
+
+    The decision after a failed attempt is taken once, by whichever hook tenacity calls first
+    (8.2 calls ``stop`` before ``wait``, 8.3 and later the reverse), and kept as a value for
+    that attempt, so the outcome never depends on the order of the hooks.
+    """
 
     def __init__(self, models: Sequence[str], settings: RetrySettings) -> None:
         self.models = models
@@ -62,35 +75,45 @@ class _Plan:
         self.index = 0
         self.retries_used = 0
         self.failed: list[dict[str, Any]] = []
-        self._next: tuple[int, float] | None = None  # (model index, wait) decided by `wait`
+        self._decided: tuple[int, _Step | None] | None = None  # (attempt number, next step)
 
     @property
     def model(self) -> str:
         return self.models[self.index]
 
-    def wait(self, state: RetryCallState) -> float:
-        """tenacity's ``wait`` hook, called first after a retryable failure: decide what next."""
-        error = _error_of(state)
+    def next_step(self, state: RetryCallState) -> _Step | None:
+        """What to do after the failed attempt ``state`` describes; None: nothing is left."""
+        decided = self._decided
+        if decided is None or decided[0] != state.attempt_number:
+            decided = (state.attempt_number, self._decide(_error_of(state)))
+            self._decided = decided
+        return decided[1]
+
+    def _decide(self, error: BaseException) -> _Step | None:
         asked: float | None = getattr(error, "retry_after", None)
         settings = self.settings
         if self.retries_used < settings.max_retries and (
             asked is None or asked <= settings.max_retry_wait
         ):
-            self._next = (self.index, asked if asked is not None else self._backoff())
-        elif self.index + 1 < len(self.models):
-            self._next = (self.index + 1, 0.0)
-        else:
-            self._next = None
-        return self._next[1] if self._next else 0.0
+            return _Step(self.index, asked if asked is not None else self._backoff())
+        if self.index + 1 < len(self.models):
+            return _Step(self.index + 1, 0.0)
+        return None
+
+    def wait(self, state: RetryCallState) -> float:
+        """tenacity's ``wait`` hook: the wait before the next attempt."""
+        step = self.next_step(state)
+        return step.wait if step is not None else 0.0
 
     def stop(self, state: RetryCallState) -> bool:
-        """tenacity's ``stop`` hook: stop when ``wait`` found nothing left to try."""
-        return self._next is None
+        """tenacity's ``stop`` hook: stop when nothing is left to try."""
+        return self.next_step(state) is None
 
     def before_sleep(self, state: RetryCallState) -> None:
         """tenacity's ``before_sleep`` hook: record the failure, log it, move to the next step."""
-        assert self._next is not None
-        index, wait = self._next
+        step = self.next_step(state)
+        assert step is not None  # tenacity sleeps only when stop() said go on
+        index, wait = step.index, step.wait
         error = _error_of(state)
         self.record(error, wait=wait, then="retry" if index == self.index else "fallback")
         if index == self.index:
