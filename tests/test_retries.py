@@ -414,3 +414,37 @@ def test_settings_are_validated() -> None:
 
 def test_connection_error_type() -> None:
     assert issubclass(APITimeoutError, APIConnectionError)
+
+
+@pytest.mark.parametrize("stop_first", [True, False], ids=["stop-then-wait", "wait-then-stop"])
+def test_the_decision_does_not_depend_on_tenacitys_hook_order(stop_first: bool) -> None:
+    # tenacity 8.2 calls stop before wait, 8.3 and later the reverse; both must give one plan.
+    from tenacity import RetryCallState
+
+    from langchain_lunar._retry import RetrySettings, _Plan
+
+    plan = _Plan(["a", "b"], RetrySettings(max_retries=1, backoff_base=1, backoff_jitter=0))
+    errors = [
+        ServerError("down", status_code=500),
+        RateLimitError("slow down", status_code=429, retry_after=2.0),
+        ServerError("down", status_code=503),
+        ServerError("down", status_code=500),
+    ]
+    steps = []
+    for number, error in enumerate(errors, start=1):
+        state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
+        state.attempt_number = number
+        state.set_exception((type(error), error, None))
+        if stop_first:
+            stopped, wait = plan.stop(state), plan.wait(state)
+        else:
+            wait, stopped = plan.wait(state), plan.stop(state)
+        steps.append((plan.model, stopped, wait))
+        if not stopped:
+            plan.before_sleep(state)
+    assert steps == [("a", False, 1.0), ("a", False, 0.0), ("b", False, 1.0), ("b", True, 0.0)]
+    assert [(f["model"], f["then"]) for f in plan.failed] == [
+        ("a", "retry"),
+        ("a", "fallback"),
+        ("b", "retry"),
+    ]
