@@ -685,14 +685,46 @@ def test_base_url_needs_a_started_server() -> None:
         _ = server.base_url
 
 
+CLI = [sys.executable, "-m", "langchain_lunar.testing"]
+
+# Runs the CLI with a stdout whose write of the URL line sends the signal from inside print():
+# the earliest moment a user could react to the URL.
+SIGNAL_DURING_PRINT = """
+import os, runpy, sys
+
+class Stdout:
+    def __init__(self, real, sig):
+        self.real, self.sig = real, sig
+    def write(self, text):
+        n = self.real.write(text)
+        self.real.flush()
+        if "\\n" in text and self.sig:
+            os.kill(os.getpid(), self.sig)
+            self.sig = 0
+        return n
+    def flush(self):
+        self.real.flush()
+
+sys.stdout = Stdout(sys.stdout, int(sys.argv.pop(1)))
+runpy.run_module("langchain_lunar.testing", run_name="__main__", alter_sys=True)
+"""
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="sends SIGINT")
-def test_cli_prints_base_url_and_stops_on_ctrl_c() -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "langchain_lunar.testing", "--api-key", "k", "--token-delay", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+@pytest.mark.parametrize(
+    "sigint",
+    [
+        "as-inherited",
+        # A shell without job control starts background jobs (`cmd &`) with SIGINT ignored,
+        # and a plain Python program keeps it ignored: Ctrl-C used to do nothing there.
+        "ignored-by-parent",
+    ],
+)
+def test_cli_prints_base_url_and_stops_on_ctrl_c(sigint: str) -> None:
+    args = [*CLI, "--api-key", "k", "--token-delay", "0"]
+    if sigint == "ignored-by-parent":
+        args = ["sh", "-c", 'trap "" INT; exec "$@"', "sh", *args]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         base_url = proc.stdout.readline().strip()
@@ -700,10 +732,28 @@ def test_cli_prints_base_url_and_stops_on_ctrl_c() -> None:
         r = httpx.post(base_url + PATH, json=body(), headers={"Authorization": "Bearer k"})
         assert r.status_code == 200
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=5) == 0
+        _, err = proc.communicate(timeout=5)  # drains both pipes while waiting
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.wait()
-    assert proc.stderr is not None
-    assert proc.stderr.read() == ""
+            proc.communicate()
+    assert (proc.returncode, err) == (0, "")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="sends SIGINT and SIGTERM")
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_cli_stops_cleanly_on_a_signal_sent_while_printing_the_url(sig: signal.Signals) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SIGNAL_DURING_PRINT, str(int(sig))],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert (proc.returncode, err) == (0, "")
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/v1\n", out)
