@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
-from langchain_core.exceptions import OutputParserException
 from langchain_core.messages import AIMessage, InvalidToolCall, ToolCall
 from langchain_core.messages.ai import InputTokenDetails, OutputTokenDetails, UsageMetadata
-from langchain_core.messages.tool import invalid_tool_call
-from langchain_core.output_parsers.openai_tools import parse_tool_call
+from langchain_core.messages.tool import invalid_tool_call, tool_call
 from langchain_core.outputs import ChatGeneration, ChatResult
-
-from langchain_lunar._exceptions import MalformedResponseError
 
 PROVIDER = "lunar"
 
@@ -28,28 +25,73 @@ COST_FIELDS = (
 )
 
 
+_TOKEN_COUNTS = ("prompt_tokens", "completion_tokens", "total_tokens")
+_TOKEN_DETAILS = (
+    ("prompt_tokens_details", "cached_tokens"),
+    ("completion_tokens_details", "reasoning_tokens"),
+)
+
+
+class ShapeError(Exception):
+    """A field of the server's answer holds a JSON value of a type the protocol does not allow.
+
+    Raised by the checks below with a description of the field (``"choices that is not a
+    list"``); the transport turns it into a ``MalformedResponseError`` that quotes the event
+    or answer it came from.
+    """
+
+
+def check_usage(usage: Any) -> dict[str, Any] | None:
+    """``usage`` if it is an object whose counts and costs are numbers (or absent), None for
+    null or an empty object; raises ``ShapeError`` otherwise."""
+    if usage is None:
+        return None
+    if type(usage) is not dict:
+        raise ShapeError(f"a usage that is not an object ({type(usage).__name__})")
+    for name in _TOKEN_COUNTS:
+        _check_count(usage, name, "usage")
+    for holder_name, name in _TOKEN_DETAILS:
+        holder = usage.get(holder_name)
+        if holder is not None:
+            if type(holder) is not dict:
+                raise ShapeError(f"a usage.{holder_name} that is not an object")
+            _check_count(holder, name, f"usage.{holder_name}")
+    for name in COST_FIELDS:
+        value = usage.get(name)
+        if value is not None and type(value) not in (int, float):
+            raise ShapeError(f"a usage.{name} that is not a number ({value!r})")
+    return usage or None
+
+
+def _check_count(holder: dict[str, Any], name: str, where: str) -> None:
+    value = holder.get(name)
+    if value is not None and (type(value) is not int or value < 0):
+        raise ShapeError(f"a {where}.{name} that is not a token count ({value!r})")
+
+
+def check_optional_str(value: Any, what: str) -> str | None:
+    """``value`` if it is a string or null; raises ``ShapeError`` naming ``what`` otherwise."""
+    if value is None or type(value) is str:
+        return value
+    raise ShapeError(f"{what} that is not a string ({type(value).__name__})")
+
+
 def usage_to_metadata(usage: Mapping[str, Any]) -> UsageMetadata:
-    """Map an OpenAI-style ``usage`` object to LangChain's ``UsageMetadata``."""
-    input_tokens = int(usage.get("prompt_tokens") or 0)
-    output_tokens = int(usage.get("completion_tokens") or 0)
+    """Map an OpenAI-style ``usage`` object, already checked by ``check_usage``, to LangChain's
+    ``UsageMetadata``."""
+    input_tokens = usage.get("prompt_tokens") or 0
+    output_tokens = usage.get("completion_tokens") or 0
     metadata = UsageMetadata(
         input_tokens=input_tokens,
         output_tokens=output_tokens,
-        total_tokens=int(usage.get("total_tokens") or input_tokens + output_tokens),
+        total_tokens=usage.get("total_tokens") or input_tokens + output_tokens,
     )
-    prompt_details = usage.get("prompt_tokens_details")
-    if isinstance(prompt_details, Mapping) and prompt_details.get("cached_tokens") is not None:
-        metadata["input_token_details"] = InputTokenDetails(
-            cache_read=int(prompt_details["cached_tokens"])
-        )
-    completion_details = usage.get("completion_tokens_details")
-    if (
-        isinstance(completion_details, Mapping)
-        and completion_details.get("reasoning_tokens") is not None
-    ):
-        metadata["output_token_details"] = OutputTokenDetails(
-            reasoning=int(completion_details["reasoning_tokens"])
-        )
+    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
+    if cached is not None:
+        metadata["input_token_details"] = InputTokenDetails(cache_read=cached)
+    reasoning = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens")
+    if reasoning is not None:
+        metadata["output_token_details"] = OutputTokenDetails(reasoning=reasoning)
     return metadata
 
 
@@ -80,27 +122,45 @@ def response_metadata(
 def completion_to_result(
     payload: Any, requested_model: str, failed_attempts: tuple[dict[str, Any], ...] = ()
 ) -> ChatResult:
-    """Convert a non-streaming ``chat.completion`` object into a ``ChatResult``."""
-    choices = payload.get("choices") if isinstance(payload, Mapping) else None
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], Mapping):
-        raise MalformedResponseError(
-            f"The server's answer has no choices[0]: {str(payload)[:500]!r}"
-        )
+    """Convert a non-streaming ``chat.completion`` object into a ``ChatResult``.
+
+    Raises ``ShapeError`` when a field holds a value of the wrong type.
+    """
+    if type(payload) is not dict:
+        raise ShapeError(f"an answer that is not a JSON object ({type(payload).__name__})")
+    choices = payload.get("choices")
+    if type(choices) is not list or not choices:
+        raise ShapeError("no choices (a non-empty list)")
+    if len(choices) > 1:
+        raise ShapeError("more than one choice (ChatLunar asks for one)")
     choice = choices[0]
-    message = choice.get("message") or {}
-    tool_calls, invalid_tool_calls = parse_tool_calls(message.get("tool_calls") or [])
-    usage = payload.get("usage") if isinstance(payload.get("usage"), Mapping) else None
-    finish_reason = choice.get("finish_reason")
+    if type(choice) is not dict:
+        raise ShapeError("a choice that is not an object")
+    index = choice.get("index")
+    if index is not None and (type(index) is not int or index != 0):
+        raise ShapeError(f"a choice index that is not 0 ({index!r}; ChatLunar asks for one)")
+    message = choice.get("message")
+    if type(message) is not dict:
+        raise ShapeError("a choice without a message object")
+    content = check_optional_str(message.get("content"), "a message.content")
+    raw_calls = message.get("tool_calls")
+    if raw_calls is not None and type(raw_calls) is not list:
+        raise ShapeError("message.tool_calls that is not a list")
+    tool_calls, invalid_tool_calls = parse_tool_calls(raw_calls or [])
+    usage = check_usage(payload.get("usage"))
+    finish_reason = check_optional_str(choice.get("finish_reason"), "a finish_reason")
     ai_message = AIMessage(
-        content=message.get("content") or "",
-        id=payload.get("id"),
+        content=content or "",
+        id=check_optional_str(payload.get("id"), "an id"),
         tool_calls=tool_calls,
         invalid_tool_calls=invalid_tool_calls,
         usage_metadata=usage_to_metadata(usage) if usage else None,
         response_metadata=response_metadata(
-            model_name=payload.get("model") or requested_model,
+            model_name=check_optional_str(payload.get("model"), "a model") or requested_model,
             finish_reason=finish_reason,
-            system_fingerprint=payload.get("system_fingerprint"),
+            system_fingerprint=check_optional_str(
+                payload.get("system_fingerprint"), "a system_fingerprint"
+            ),
             usage=usage,
             failed_attempts=failed_attempts,
         ),
@@ -111,25 +171,51 @@ def completion_to_result(
     )
 
 
+def check_tool_call(raw: Any, *, streamed: bool) -> tuple[Any, str | None, str | None, str | None]:
+    """``(index, id, name, arguments)`` of one OpenAI-style tool call (or streamed fragment);
+    raises ``ShapeError`` when a member has the wrong type."""
+    if type(raw) is not dict:
+        raise ShapeError(f"a tool call that is not an object ({type(raw).__name__})")
+    index = raw.get("index")
+    if index is not None and type(index) is not int:
+        raise ShapeError(f"a tool call index that is not an integer ({index!r})")
+    function = raw.get("function")
+    if function is None and streamed:
+        function = {}  # a fragment may carry only its index and id
+    if type(function) is not dict:
+        raise ShapeError("a tool call without a function object")
+    check_optional_str(raw.get("type"), "a tool call type")
+    return (
+        index,
+        check_optional_str(raw.get("id"), "a tool call id"),
+        check_optional_str(function.get("name"), "a tool call function.name"),
+        check_optional_str(function.get("arguments"), "a tool call function.arguments"),
+    )
+
+
 def parse_tool_calls(raw_calls: list[Any]) -> tuple[list[ToolCall], list[InvalidToolCall]]:
-    """Parse OpenAI-style ``tool_calls``; arguments that are not valid JSON are kept as invalid."""
+    """Parse OpenAI-style ``tool_calls``; arguments that are not a JSON object are kept, with
+    their raw text, as invalid calls."""
     tool_calls: list[ToolCall] = []
     invalid: list[InvalidToolCall] = []
     for raw in raw_calls:
-        if not isinstance(raw, Mapping) or not isinstance(raw.get("function"), Mapping):
-            raise MalformedResponseError(f"A tool call without a function object: {raw!r}")
+        _, call_id, name, arguments = check_tool_call(raw, streamed=False)
         try:
-            parsed = parse_tool_call(dict(raw), return_id=True)
-        except OutputParserException as error:
+            args = json.loads(arguments, strict=False) if arguments else {}
+        except ValueError as error:
+            invalid.append(
+                invalid_tool_call(name=name, args=arguments, id=call_id, error=str(error))
+            )
+            continue
+        if type(args) is not dict:
             invalid.append(
                 invalid_tool_call(
-                    name=raw["function"].get("name"),
-                    args=raw["function"].get("arguments"),
-                    id=raw.get("id"),
-                    error=str(error),
+                    name=name,
+                    args=arguments,
+                    id=call_id,
+                    error=f"the arguments are not a JSON object: {arguments!r}",
                 )
             )
             continue
-        if parsed is not None:
-            tool_calls.append(parsed)  # type: ignore[arg-type]
+        tool_calls.append(tool_call(name=name or "", args=args, id=call_id))
     return tool_calls, invalid

@@ -32,7 +32,13 @@ from langchain_lunar._exceptions import (
 )
 from langchain_lunar._fast_chunks import text_chunk
 from langchain_lunar._json import loads
-from langchain_lunar._responses import response_metadata, usage_to_metadata
+from langchain_lunar._responses import (
+    ShapeError,
+    check_tool_call,
+    check_usage,
+    response_metadata,
+    usage_to_metadata,
+)
 from langchain_lunar._sse import ServerSentEvent, SSEDecoder
 
 logger = logging.getLogger("langchain_lunar")
@@ -126,46 +132,91 @@ class StreamAssembler:
             if "error" not in payload:
                 payload = {"error": payload}
             raise self.fail(error_from_event(payload, secret=self._secret))
+        try:
+            return self._on_chunk(payload)
+        except ShapeError as problem:
+            wrong = str(problem)
+        # Raised outside the handler: fail() sets the cause chain that users see.
+        raise self.fail(self._malformed(wrong, data))
 
-        if self._id is None:
-            self._id = payload.get("id")
+    def _on_chunk(self, payload: dict[str, Any]) -> ChatGenerationChunk | None:
+        """One ``chat.completion.chunk``; raises ``ShapeError`` for a field of the wrong type.
+
+        Every field is checked before anything of the event is kept or emitted, so an event
+        is either taken whole or refused whole.
+        """
+        completion_id = payload.get("id")
+        if completion_id is not None and type(completion_id) is not str:
+            raise ShapeError(f"an id that is not a string ({type(completion_id).__name__})")
         model = payload.get("model")
+        if model is not None and type(model) is not str:
+            raise ShapeError(f"a model that is not a string ({type(model).__name__})")
+        fingerprint = payload.get("system_fingerprint")
+        if fingerprint is not None and type(fingerprint) is not str:
+            raise ShapeError(f"a system_fingerprint that is not a string ({fingerprint!r})")
+        usage = payload.get("usage")
+        if usage is not None:
+            usage = check_usage(usage)
+
+        delta = reason = None
+        choices = payload.get("choices")
+        if choices:
+            if type(choices) is not list:
+                raise ShapeError(f"choices that is not a list ({type(choices).__name__})")
+            if len(choices) > 1:
+                raise ShapeError("more than one choice (ChatLunar asks for one)")
+            choice = choices[0]
+            if type(choice) is not dict:
+                raise ShapeError(f"a choice that is not an object ({type(choice).__name__})")
+            index = choice.get("index")
+            if index is not None and (type(index) is not int or index != 0):
+                raise ShapeError(
+                    f"a choice index that is not 0 ({index!r}; ChatLunar asks for one)"
+                )
+            reason = choice.get("finish_reason")
+            if reason is not None and type(reason) is not str:
+                raise ShapeError(f"a finish_reason that is not a string ({reason!r})")
+            delta = choice.get("delta")
+            if delta is not None and type(delta) is not dict:
+                raise ShapeError(f"a delta that is not an object ({type(delta).__name__})")
+        elif choices is not None and choices != []:
+            raise ShapeError(f"choices that is not a list ({type(choices).__name__})")
+
+        content: str | None = None
+        raw_tool_calls: Any = None
+        fragments: list[ToolCallChunk] = []
+        if delta:
+            content = delta.get("content")
+            if content is not None and type(content) is not str:
+                raise ShapeError(f"a delta.content that is not a string ({type(content).__name__})")
+            raw_tool_calls = delta.get("tool_calls")
+            if raw_tool_calls is not None:
+                if type(raw_tool_calls) is not list:
+                    raise ShapeError("delta.tool_calls that is not a list")
+                fragments = [_tool_call_chunk(raw) for raw in raw_tool_calls]
+
+        # The whole event is well formed: keep what describes the answer.
+        if self._id is None:
+            self._id = completion_id
         if model:
             self._served_model = model
-        fingerprint = payload.get("system_fingerprint")
         if fingerprint:
             self._fingerprint = fingerprint
-        usage = payload.get("usage")
         if usage:
             # Servers that repeat usage send running totals: the last one is the answer's.
             self._usage = usage
-
-        choices = payload.get("choices")
-        if not choices:
-            return None
-        choice = choices[0]
-        if len(choices) > 1 or choice.get("index", 0) != 0:
-            raise self.fail(self._malformed("more than one choice (ChatLunar asks for one)", data))
-        reason = choice.get("finish_reason")
         if reason:
             self.finish_reason = reason
-        delta = choice.get("delta")
-        if not delta:
-            return None
-        content = delta.get("content")
-        raw_tool_calls = delta.get("tool_calls")
-        if not content and not raw_tool_calls:
-            return None  # the role-only opening chunk, or an empty delta: nothing to deliver
+        if not raw_tool_calls:
+            if not content:
+                return None  # the role-only opening chunk, or an empty delta: nothing to deliver
+            self._texts.append(content)
+            self._delivered = True
+            return text_chunk(content, self._id)  # the per-token path: no validation
         if content:
             self._texts.append(content)
         self._delivered = True
-        if not raw_tool_calls:
-            return text_chunk(content, self._id)  # the per-token path: no validation
-        message = AIMessageChunk(
-            content=content or "",
-            id=self._id,
-            tool_call_chunks=[_tool_call_chunk(raw) for raw in raw_tool_calls],
-        )
+        message = AIMessageChunk(content=content or "", id=self._id, tool_call_chunks=fragments)
         return ChatGenerationChunk(message=message)
 
     def finish(self) -> ChatGenerationChunk:
@@ -215,11 +266,6 @@ class StreamAssembler:
         return MalformedResponseError(f"The stream from {self.model} sent {what}: {quoted!r}{more}")
 
 
-def _tool_call_chunk(raw: dict[str, Any]) -> ToolCallChunk:
-    function = raw.get("function") or {}
-    return tool_call_chunk(
-        name=function.get("name"),
-        args=function.get("arguments"),
-        id=raw.get("id"),
-        index=raw.get("index"),
-    )
+def _tool_call_chunk(raw: Any) -> ToolCallChunk:
+    index, call_id, name, arguments = check_tool_call(raw, streamed=True)
+    return tool_call_chunk(name=name, args=arguments, id=call_id, index=index)

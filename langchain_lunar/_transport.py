@@ -19,7 +19,7 @@ from langchain_lunar._exceptions import (
     MalformedResponseError,
 )
 from langchain_lunar._json import loads
-from langchain_lunar._responses import completion_to_result
+from langchain_lunar._responses import ShapeError, completion_to_result
 from langchain_lunar._streaming import StreamAssembler
 
 # As the openai SDK: enough for heavy concurrency on one model instance.
@@ -178,7 +178,13 @@ async def acomplete(client: httpx.AsyncClient, request: CompletionRequest) -> Ch
 
 def _result_from(response: httpx.Response, request: CompletionRequest) -> ChatResult:
     payload = _checked_payload(response, request)
-    return completion_to_result(payload, request.model, request.failed_attempts)
+    try:
+        return completion_to_result(payload, request.model, request.failed_attempts)
+    except ShapeError as problem:
+        raise MalformedResponseError(
+            f"The answer from {request.model} has {problem}: "
+            + repr(redact(response.text[:300], request.secret))
+        ) from None
 
 
 def _raise_for_json_answer(response: httpx.Response, request: CompletionRequest) -> NoReturn:
