@@ -23,6 +23,7 @@ from langchain_lunar._exceptions import (
     UnprocessableEntityError,
 )
 from langchain_lunar._json import loads
+from langchain_lunar._secrets import MASK, Secrets, redact
 
 _BY_STATUS: dict[int, type[APIError]] = {
     400: BadRequestError,
@@ -66,7 +67,6 @@ _RETRY_AFTER_HEADERS = (
 )
 
 _SNIPPET_CHARS = 500
-_MASK = "**********"  # as pydantic shows a SecretStr
 
 
 def error_from_response(
@@ -75,11 +75,11 @@ def error_from_response(
     headers: Mapping[str, str],
     *,
     reason: str = "",
-    secret: str | None = None,
+    secrets: Secrets = (),
 ) -> APIError:
     """Build the error for an HTTP response whose status is 400 or above."""
-    if secret:
-        content = content.replace(secret.encode(), _MASK.encode())
+    for secret in secrets:
+        content = content.replace(secret.encode(), MASK.encode())
     body = _parse_body(content)
     message = _message_from_body(body) or reason or f"HTTP {status_code}"
     return _build(
@@ -91,12 +91,13 @@ def error_from_response(
     )
 
 
-def error_from_event(payload: Mapping[str, Any], *, secret: str | None = None) -> APIError:
+def error_from_event(payload: Mapping[str, Any], *, secrets: Secrets = ()) -> APIError:
     """Build the error for ``data: {"error": ...}`` received inside a 200 stream."""
-    if secret:
+    if secrets:
         text = json.dumps(payload)
-        if secret in text:
-            payload = json.loads(redact(text, secret))
+        redacted = redact(text, secrets)
+        if redacted != text:
+            payload = json.loads(redacted)
     error = payload.get("error")
     details: Mapping[str, Any] = error if isinstance(error, Mapping) else {}
     status = _status_of_event(details)
@@ -135,13 +136,6 @@ def parse_retry_after(headers: Mapping[str, str], body: Any = None) -> float | N
             if seconds is not None:
                 return seconds
     return None
-
-
-def redact(text: str, secret: str | None) -> str:
-    """Replace every occurrence of the API key in ``text``: servers sometimes echo it back."""
-    if secret and secret in text:
-        return text.replace(secret, _MASK)
-    return text
 
 
 def _build(

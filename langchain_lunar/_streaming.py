@@ -23,7 +23,7 @@ from langchain_core.messages import AIMessageChunk
 from langchain_core.messages.tool import ToolCallChunk, tool_call_chunk
 from langchain_core.outputs import ChatGenerationChunk
 
-from langchain_lunar._error_mapping import error_from_event, redact
+from langchain_lunar._error_mapping import error_from_event
 from langchain_lunar._exceptions import (
     APIConnectionError,
     LunarError,
@@ -39,6 +39,7 @@ from langchain_lunar._responses import (
     response_metadata,
     usage_to_metadata,
 )
+from langchain_lunar._secrets import Secrets, redact
 from langchain_lunar._sse import ServerSentEvent, SSEDecoder
 
 logger = logging.getLogger("langchain_lunar")
@@ -56,7 +57,7 @@ class StreamAssembler:
         "_fingerprint",
         "_id",
         "_requested_model",
-        "_secret",
+        "_secrets",
         "_served_model",
         "_texts",
         "_usage",
@@ -68,13 +69,13 @@ class StreamAssembler:
         self,
         requested_model: str,
         *,
-        secret: str | None = None,
+        secrets: Secrets = (),
         failed_attempts: tuple[dict[str, Any], ...] = (),
     ) -> None:
         self._decoder = SSEDecoder()
         self._failed_attempts = failed_attempts
         self._requested_model = requested_model
-        self._secret = secret
+        self._secrets = secrets
         self._served_model: str | None = None
         self._fingerprint: str | None = None
         self._id: str | None = None
@@ -131,7 +132,7 @@ class StreamAssembler:
         if event.event == "error" or payload.get("error") is not None:
             if "error" not in payload:
                 payload = {"error": payload}
-            raise self.fail(error_from_event(payload, secret=self._secret))
+            raise self.fail(error_from_event(payload, secrets=self._secrets))
         try:
             return self._on_chunk(payload)
         except ShapeError as problem:
@@ -261,7 +262,7 @@ class StreamAssembler:
         return interrupted
 
     def _malformed(self, what: str, data: str) -> MalformedResponseError:
-        quoted = redact(data[:_QUOTE_CHARS], self._secret)
+        quoted = redact(data[:_QUOTE_CHARS], self._secrets)
         more = "..." if len(data) > _QUOTE_CHARS else ""
         return MalformedResponseError(f"The stream from {self.model} sent {what}: {quoted!r}{more}")
 

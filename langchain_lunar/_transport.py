@@ -1,9 +1,7 @@
-"""HTTP for ChatLunar: pooled httpx clients, one request/response exchange, error translation."""
+"""HTTP for ChatLunar: one request/response exchange and its error translation."""
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections.abc import AsyncGenerator, Generator
 from dataclasses import dataclass, replace
 from typing import Any, NoReturn
@@ -11,7 +9,7 @@ from typing import Any, NoReturn
 import httpx
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
-from langchain_lunar._error_mapping import error_from_event, error_from_response, redact
+from langchain_lunar._error_mapping import error_from_event, error_from_response
 from langchain_lunar._exceptions import (
     APIConnectionError,
     APITimeoutError,
@@ -20,10 +18,8 @@ from langchain_lunar._exceptions import (
 )
 from langchain_lunar._json import loads
 from langchain_lunar._responses import ShapeError, completion_to_result
+from langchain_lunar._secrets import Secrets, redact
 from langchain_lunar._streaming import StreamAssembler
-
-# As the openai SDK: enough for heavy concurrency on one model instance.
-_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +31,7 @@ class CompletionRequest:
     body: dict[str, Any]
     timeout: httpx.Timeout
     model: str
-    secret: str | None
+    secrets: Secrets
     failed_attempts: tuple[dict[str, Any], ...] = ()
 
     def for_model(
@@ -48,43 +44,9 @@ class CompletionRequest:
         return replace(self, body=body, model=model, failed_attempts=failed_attempts)
 
 
-class ClientPool:
-    """The httpx clients of one ChatLunar instance, created on first use and then reused.
-
-    An ``httpx.AsyncClient`` holds connections bound to the event loop that opened them, so
-    there is one per running loop: successive ``asyncio.run()`` calls and threads that run
-    their own loops each get a working client. Clients of loops that have closed are dropped.
-    Timeouts are not the clients': every request carries its own.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._sync: httpx.Client | None = None
-        self._async: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
-
-    def sync_client(self) -> httpx.Client:
-        client = self._sync
-        if client is None:
-            with self._lock:
-                if self._sync is None:
-                    self._sync = httpx.Client(limits=_LIMITS)
-                client = self._sync
-        return client
-
-    def async_client(self) -> httpx.AsyncClient:
-        loop = asyncio.get_running_loop()
-        client = self._async.get(loop)
-        if client is None:
-            with self._lock:
-                for stale in [known for known in self._async if known.is_closed()]:
-                    del self._async[stale]
-                client = self._async.setdefault(loop, httpx.AsyncClient(limits=_LIMITS))
-        return client
-
-
-def translate_transport_error(error: httpx.HTTPError, secret: str | None) -> LunarError:
+def translate_transport_error(error: httpx.HTTPError, secrets: Secrets) -> LunarError:
     """Map an httpx exception to ours, chained to it; the text never contains the key."""
-    text = redact(str(error) or type(error).__name__, secret)
+    text = redact(str(error) or type(error).__name__, secrets)
     translated: LunarError
     if isinstance(error, httpx.TimeoutException):
         translated = APITimeoutError(f"Request timed out ({type(error).__name__}): {text}")
@@ -110,7 +72,7 @@ def stream_completion(
     Leaving the loop early (break, ``close()``) closes the response at once.
     """
     assembler = StreamAssembler(
-        request.model, secret=request.secret, failed_attempts=request.failed_attempts
+        request.model, secrets=request.secrets, failed_attempts=request.failed_attempts
     )
     try:
         with client.stream(
@@ -125,7 +87,7 @@ def stream_completion(
         # After [DONE] the answer is whole; a broken connection while draining changes nothing.
         if not assembler.done:
             # The cause chain is set by translate_transport_error and fail(); `from` would cut it.
-            raise assembler.fail(translate_transport_error(error, request.secret))  # noqa: B904
+            raise assembler.fail(translate_transport_error(error, request.secrets))  # noqa: B904
     yield from assembler.close()
 
 
@@ -134,7 +96,7 @@ async def astream_completion(
 ) -> AsyncGenerator[ChatGenerationChunk, None]:
     """Async twin of ``stream_completion``; cancelling the task closes the response at once."""
     assembler = StreamAssembler(
-        request.model, secret=request.secret, failed_attempts=request.failed_attempts
+        request.model, secrets=request.secrets, failed_attempts=request.failed_attempts
     )
     try:
         async with client.stream(
@@ -149,7 +111,7 @@ async def astream_completion(
     except httpx.HTTPError as error:
         if not assembler.done:
             # The cause chain is set by translate_transport_error and fail(); `from` would cut it.
-            raise assembler.fail(translate_transport_error(error, request.secret))  # noqa: B904
+            raise assembler.fail(translate_transport_error(error, request.secrets))  # noqa: B904
     for chunk in assembler.close():
         yield chunk
 
@@ -161,7 +123,7 @@ def complete(client: httpx.Client, request: CompletionRequest) -> ChatResult:
             request.url, json=request.body, headers=request.headers, timeout=request.timeout
         )
     except httpx.HTTPError as error:
-        raise translate_transport_error(error, request.secret) from error
+        raise translate_transport_error(error, request.secrets) from error
     return _result_from(response, request)
 
 
@@ -172,7 +134,7 @@ async def acomplete(client: httpx.AsyncClient, request: CompletionRequest) -> Ch
             request.url, json=request.body, headers=request.headers, timeout=request.timeout
         )
     except httpx.HTTPError as error:
-        raise translate_transport_error(error, request.secret) from error
+        raise translate_transport_error(error, request.secrets) from error
     return _result_from(response, request)
 
 
@@ -183,7 +145,7 @@ def _result_from(response: httpx.Response, request: CompletionRequest) -> ChatRe
     except ShapeError as problem:
         raise MalformedResponseError(
             f"The answer from {request.model} has {problem}: "
-            + repr(redact(response.text[:300], request.secret))
+            + repr(redact(response.text[:300], request.secrets))
         ) from None
 
 
@@ -192,7 +154,7 @@ def _raise_for_json_answer(response: httpx.Response, request: CompletionRequest)
     _checked_payload(response, request)
     raise MalformedResponseError(
         "The server answered a streaming request with JSON instead of Server-Sent Events: "
-        + redact(response.text[:300], request.secret)
+        + redact(response.text[:300], request.secrets)
     )
 
 
@@ -204,11 +166,11 @@ def _checked_payload(response: httpx.Response, request: CompletionRequest) -> An
             response.content,
             response.headers,
             reason=response.reason_phrase,
-            secret=request.secret,
+            secrets=request.secrets,
         )
     payload = _json_body(response, request)
     if isinstance(payload, dict) and payload.get("error") is not None:
-        raise error_from_event(payload, secret=request.secret)
+        raise error_from_event(payload, secrets=request.secrets)
     return payload
 
 
@@ -218,7 +180,7 @@ def _json_body(response: httpx.Response, request: CompletionRequest) -> Any:
     except ValueError:
         raise MalformedResponseError(
             f"The server's answer is not JSON (HTTP {response.status_code}): "
-            + repr(redact(response.text[:300], request.secret))
+            + repr(redact(response.text[:300], request.secrets))
         ) from None
 
 

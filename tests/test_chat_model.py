@@ -218,7 +218,7 @@ def test_async_client_per_event_loop_and_reused_within_one() -> None:
     assert first is again
     second, _ = asyncio.run(two_lookups())
     assert second is not first  # the first loop is closed; its connections are unusable
-    assert len(model._clients._async) == 1  # and its client was dropped
+    assert len(model._clients._async) == 1  # and its client was closed
 
     from_thread: list[httpx.AsyncClient] = []
     thread = threading.Thread(target=lambda: from_thread.append(asyncio.run(two_lookups())[0]))

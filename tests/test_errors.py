@@ -199,7 +199,7 @@ def test_in_stream_error_event(error: dict[str, object], cls: type, status: int 
 
 def test_key_echoed_by_the_server_is_redacted() -> None:
     error = error_from_response(
-        401, b'{"error": {"message": "bad key sk-canary-123"}}', {}, secret="sk-canary-123"
+        401, b'{"error": {"message": "bad key sk-canary-123"}}', {}, secrets=("sk-canary-123",)
     )
     assert "sk-canary-123" not in str(error)
 

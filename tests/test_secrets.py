@@ -99,3 +99,134 @@ def test_not_in_connection_error_text() -> None:
     with pytest.raises(LunarError) as caught:
         mock_model(refuse, api_key=CANARY).invoke("hi")
     assert CANARY not in str(caught.value)
+
+
+# --- the canary walk: every secret a call can carry, through every path ---------------------
+
+HEADER_CANARIES = {
+    "Authorization": "Bearer hdr-canary-auth-71c3",
+    "X-Api-Key": "hdr-canary-xkey-52d8",
+    "Cookie": "session=hdr-canary-cookie-93ef",
+    "OpenAI-Session-Token": "hdr-canary-token-0b44",
+}
+ALL_CANARIES = [CANARY, "hdr-canary-auth-71c3", "hdr-canary-xkey-52d8", "hdr-canary-cookie-93ef"]
+ALL_CANARIES.append("hdr-canary-token-0b44")
+
+
+def assert_clean(*things: Any) -> None:
+    text = "\n".join(repr(thing) for thing in things)
+    for canary in ALL_CANARIES:
+        assert canary not in text, f"{canary} leaked"
+
+
+class Runs(BaseCallbackHandler):
+    """What a tracer such as LangSmith's records: every callback with all its arguments."""
+
+    def __init__(self) -> None:
+        self.seen: list[Any] = []
+
+    def on_chat_model_start(self, *args: Any, **kwargs: Any) -> None:
+        self.seen.append(("start", args, kwargs))
+
+    def on_llm_new_token(self, *args: Any, **kwargs: Any) -> None:
+        self.seen.append(("token", args, kwargs))
+
+    def on_llm_end(self, *args: Any, **kwargs: Any) -> None:
+        self.seen.append(("end", args, kwargs))
+
+    def on_llm_error(self, *args: Any, **kwargs: Any) -> None:
+        self.seen.append(("error", args, kwargs))
+
+
+def echo_headers(status: int) -> Any:
+    """A server that echoes every request header in its answer (an error, or the text)."""
+
+    def reply(request: httpx.Request) -> httpx.Response:
+        echoed = "; ".join(f"{k}={v}" for k, v in request.headers.items())
+        if status != 200:
+            return httpx.Response(status, json={"error": {"message": f"bad: {echoed}"}})
+        if json.loads(request.content).get("stream"):
+            return httpx.Response(
+                200, headers={"content-type": "text/event-stream"}, content=text_stream("ok")
+            )
+        return httpx.Response(
+            200,
+            json={"choices": [{"message": {"content": "ok"}, "finish_reason": "stop"}]},
+        )
+
+    return reply
+
+
+def traced_calls(runnable: Any, runs: Runs, **kwargs: Any) -> list[Any]:
+    import asyncio
+
+    config = {"callbacks": [runs]}
+
+    async def run_async() -> list[Any]:
+        results: list[Any] = [await runnable.ainvoke("hi", config=config, **kwargs)]
+        results.extend([c async for c in runnable.astream("hi", config=config, **kwargs)])
+        events = runnable.astream_events("hi", config=config, version="v2", **kwargs)
+        results.extend([event async for event in events])
+        return results
+
+    results: list[Any] = [runnable.invoke("hi", config=config, **kwargs)]
+    results.extend(runnable.stream("hi", config=config, **kwargs))
+    results.extend(runnable.batch(["a", "b"], config=config, **kwargs))
+    results.extend(asyncio.run(run_async()))
+    return results
+
+
+@pytest.mark.parametrize("where", ["constructor", "bind", "per-call"])
+def test_canaries_never_reach_callbacks_traces_events_or_reprs(where: str) -> None:
+    secrets = {"api_key": CANARY, "default_headers": HEADER_CANARIES}
+    recorder = Recorder(echo_headers(200))
+    model = mock_model(recorder, **(secrets if where == "constructor" else {"api_key": "k-plain"}))
+    runnable: Any = model.bind(**secrets) if where == "bind" else model
+    runs = Runs()
+    results = traced_calls(runnable, runs, **(secrets if where == "per-call" else {}))
+    # The secrets were really sent...
+    assert recorder.requests[-1].headers["cookie"] == HEADER_CANARIES["Cookie"]
+    assert recorder.requests[-1].headers["x-api-key"] == HEADER_CANARIES["X-Api-Key"]
+    # ...and show nowhere else.
+    assert_clean(results, runs.seen, runnable, model, str(runnable), model.model_dump())
+    assert_clean(dumpd(model), dumps(model), model.model_dump_json(), dumpd(runnable))
+
+
+@pytest.mark.parametrize("status", [401, 500])
+def test_canaries_echoed_by_the_server_never_reach_errors_or_logs(
+    status: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    runs = Runs()
+    model = mock_model(echo_headers(status), api_key=CANARY, max_retries=1, fallbacks=["other"])
+    model._sleep = lambda seconds: None
+    for call in (
+        lambda: model.invoke("hi", default_headers=HEADER_CANARIES, config={"callbacks": [runs]}),
+        lambda: list(model.stream("hi", default_headers=HEADER_CANARIES)),
+    ):
+        with pytest.raises(LunarError) as caught:
+            call()
+        error = caught.value
+        assert "bad: " in str(error)  # the server's message is kept, masked
+        assert_clean(str(error), repr(error), error.__dict__, error.failed_attempts)
+    assert_clean(caplog.text, runs.seen)
+
+
+def test_canaries_in_a_connection_error_are_masked() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError(f"refused {dict(request.headers)}")
+
+    model = mock_model(refuse, api_key=CANARY)
+    with pytest.raises(LunarError) as caught:
+        model.invoke("hi", default_headers=HEADER_CANARIES)
+    assert_clean(str(caught.value), caught.value.failed_attempts)
+
+
+def test_a_short_header_value_is_not_masked_in_text() -> None:
+    # Masking "1" would garble every message; a real credential is never that short.
+    from langchain_lunar._secrets import secrets_of
+
+    assert secrets_of(None, {"X-Session": "1", "Authorization": "Bearer abcdefgh"}) == (
+        "Bearer abcdefgh",
+        "abcdefgh",
+    )

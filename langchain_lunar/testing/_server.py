@@ -196,6 +196,9 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "LocalLunar/0.1"
     sys_version = ""
+    # Each answer goes out in several small writes; with Nagle's algorithm the last one waits
+    # for the client's delayed ACK, about 40 ms per keep-alive answer.
+    disable_nagle_algorithm = True
 
     @property
     def _state(self) -> _State:
