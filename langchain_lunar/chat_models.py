@@ -36,7 +36,6 @@ from pydantic import (
     field_serializer,
     model_validator,
 )
-from typing_extensions import Self
 
 from langchain_lunar import _transport
 from langchain_lunar._clients import ClientPool, PoolKey
@@ -51,6 +50,8 @@ from langchain_lunar._settings import (
 )
 
 if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self needs Python 3.11
+
     from langchain_lunar._tools import StructuredOutputMethod, ToolLike
 
 DEFAULT_BASE_URL = "https://api.lunar-sys.com/v1"
