@@ -176,7 +176,8 @@ def _checked(fields: Mapping[str, Any], name: str, value: Any) -> Any:
 def _adapter(field: Any) -> Any:
     """A validator of ``field``'s annotation with its constraints and validators."""
     metadata = field.metadata
-    annotated: Any = Annotated[(field.annotation, *metadata)] if metadata else field.annotation
+    parameters = (field.annotation, *metadata)
+    annotated: Any = Annotated[parameters] if metadata else field.annotation
     config = ConfigDict(arbitrary_types_allowed=True)  # httpx.Timeout
     return TypeAdapter(annotated, config=config).validate_python
 
