@@ -3,8 +3,9 @@
 ``LocalLunarServer`` is a real HTTP server on 127.0.0.1 that speaks the Lunar chat-completions
 protocol (OpenAI-compatible, with Lunar's cost fields in ``usage``). It is written from the
 wire protocol alone and imports nothing from the client, so a client bug cannot hide on both
-sides. ``Reply`` and ``ToolCall`` script answers with tool calls, ``WireStyle`` varies how the
-SSE stream is written, ``Fault`` scripts failures, and the ``lunar_server`` pytest fixture
+sides. ``Reply`` and ``ToolCall`` script answers (text, tool calls, reasoning, refusals,
+annotations, cache figures), ``WireStyle`` varies how the SSE stream is written, ``Fault``
+scripts failures (keep-alive stalls among them), and the ``lunar_server`` pytest fixture
 (auto-loaded plugin) gives a started server per test.
 
 Example::

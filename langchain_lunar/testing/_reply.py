@@ -1,15 +1,16 @@
 """What the assistant says: from a request body and a ``Reply`` to an ``Answer``.
 
-Everything that decides the *content* of a reply lives here (text, tool calls, finish reason),
-independent of HTTP and of SSE framing.
+Everything that decides the *content* of a reply lives here (reasoning, text or refusal,
+annotations, tool calls, finish reason, cache figures), independent of HTTP and of SSE framing.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,10 +54,37 @@ class ToolCall:
 
 @dataclass(frozen=True)
 class Reply:
-    """One assistant answer as a test scripts it: ``text``, then ``tool_calls`` (in order)."""
+    """One assistant answer as a test scripts it.
+
+    Streamed in this order: ``reasoning``, then ``text`` (or ``refusal``), then
+    ``annotations``, then ``tool_calls``.
+
+    Attributes:
+        text: the answer's content.
+        tool_calls: function calls made after the text, in order.
+        reasoning: the model's thinking, streamed before the text as ``delta.reasoning_content``
+            (or ``delta.reasoning``, see ``WireStyle.reasoning_field``) pieces. None: whatever
+            the server's ``reasoning`` setting gives (nothing by default); ``""``: no thinking
+            even on a server with ``reasoning`` set.
+        refusal: a refusal instead of an answer: streamed as ``delta.refusal`` pieces with
+            ``content: null``, non-streamed as ``message.refusal`` with ``content: null``;
+            excludes ``text``, ``tool_calls`` and ``annotations``.
+        annotations: ``message.annotations`` items, e.g. ``{"type": "url_citation",
+            "url_citation": {"url", "title", "start_index", "end_index"}}``; streamed together
+            in one ``delta.annotations`` chunk after the text.
+        cached_tokens: prompt tokens reported as read from the prompt cache (capped at the
+            prompt's size); see ``WireStyle.usage_details``.
+        cache_write_tokens: prompt tokens reported as written to the prompt cache (Anthropic's
+            ``cache_creation_input_tokens``, capped at the uncached rest of the prompt).
+    """
 
     text: str = ""
     tool_calls: Sequence[ToolCall] = ()
+    reasoning: str | None = None
+    refusal: str | None = None
+    annotations: Sequence[Mapping[str, Any]] = ()
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.text, str):
@@ -67,10 +95,31 @@ class Reply:
                 raise TypeError(f"Reply.tool_calls must hold ToolCall objects, got {call!r}")
         # A tuple keeps the frozen Reply immutable even when it was given a list.
         object.__setattr__(self, "tool_calls", calls)
+        if self.reasoning is not None and not isinstance(self.reasoning, str):
+            raise TypeError(f"Reply.reasoning must be a str or None, got {self.reasoning!r}")
+        annotations = tuple(self.annotations)
+        for item in annotations:
+            if not isinstance(item, Mapping):
+                raise TypeError(f"Reply.annotations must hold dicts, got {item!r}")
+            json.dumps(item)  # not JSON-serializable: TypeError here, not in a server thread
+        # Copies, so a caller mutating its dicts later cannot change what is sent.
+        object.__setattr__(self, "annotations", tuple(copy.deepcopy(dict(a)) for a in annotations))
+        if self.refusal is not None:
+            if not isinstance(self.refusal, str) or not self.refusal:
+                raise ValueError(f"Reply.refusal must be a non-empty str, got {self.refusal!r}")
+            if self.text or calls or annotations:
+                raise ValueError("a Reply with a refusal has no text, tool_calls or annotations")
+        for name in ("cached_tokens", "cache_write_tokens"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"Reply.{name} must be a non-negative int, got {value!r}")
 
 
 ReplyFn = Callable[[dict[str, Any]], str | Reply]
 """A reply callable: gets the parsed JSON request body, returns the assistant text or a Reply."""
+
+ReasoningFn = Callable[[dict[str, Any]], str]
+"""A reasoning callable: gets the parsed JSON request body, returns the thinking text."""
 
 
 @dataclass(frozen=True)
@@ -94,14 +143,32 @@ class SentToolCall:
 class Answer:
     """One assistant answer, after ``stop`` and ``max_tokens`` were applied.
 
-    ``text == "".join(tokens)``; ``finish_reason`` is ``"stop"``, ``"length"`` or
-    ``"tool_calls"`` (exactly when ``tool_calls`` is not empty).
+    ``text == "".join(tokens)``, likewise ``reasoning`` and ``refusal`` with their tokens;
+    ``finish_reason`` is ``"stop"``, ``"length"`` or ``"tool_calls"`` (exactly when
+    ``tool_calls`` is not empty). ``top_logprobs`` is None unless the request asked for log
+    probabilities, else how many alternatives each token lists.
     """
 
     text: str
     tokens: tuple[str, ...]
     finish_reason: str
     tool_calls: tuple[SentToolCall, ...] = ()
+    reasoning_tokens: tuple[str, ...] = ()
+    refusal_tokens: tuple[str, ...] = ()
+    annotations: tuple[dict[str, Any], ...] = ()
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    top_logprobs: int | None = None
+
+    @property
+    def reasoning(self) -> str:
+        """The thinking text sent; ``""`` when there is none."""
+        return "".join(self.reasoning_tokens)
+
+    @property
+    def refusal(self) -> str | None:
+        """The refusal text sent, or None when the answer is not a refusal."""
+        return "".join(self.refusal_tokens) if self.refusal_tokens else None
 
 
 def tokenize(text: str) -> list[str]:
@@ -151,6 +218,19 @@ def echo_reply(body: dict[str, Any]) -> str:
     return "You said: "
 
 
+def default_reasoning(body: dict[str, Any]) -> str:
+    """The thinking text of ``LocalLunarServer(reasoning=True)``.
+
+    ``"The tool results are in; time to report them."`` when the last message is a ``tool``
+    message, else ``"The user wrote: “<text of the last user message>”. Time to answer."``.
+    """
+    messages: list[dict[str, Any]] = body["messages"]
+    if messages[-1].get("role") == "tool":
+        return "The tool results are in; time to report them."
+    text = next((message_text(m) for m in reversed(messages) if m.get("role") == "user"), "")
+    return f"The user wrote: “{text}”. Time to answer."
+
+
 def count_prompt_tokens(body: dict[str, Any]) -> int:
     """Whitespace-separated words over all messages' text, plus one per message (never 0)."""
     messages: list[dict[str, Any]] = body["messages"]
@@ -172,14 +252,15 @@ def _send(call: ToolCall) -> SentToolCall:
     return SentToolCall(id=call_id, name=call.name, arguments=call.arguments_text())
 
 
-def make_answer(body: dict[str, Any], reply: Reply) -> Answer:
+def make_answer(body: dict[str, Any], reply: Reply, top_logprobs: int | None = None) -> Answer:
     """Build the answer to ``body`` from the scripted ``reply``.
 
     ``stop``: the text is cut before the earliest occurrence of any stop string (finish "stop").
     ``max_tokens``: then at most that many text tokens are kept; if tokens were dropped the
-    finish reason is "length". Either cut ends the answer inside its text, before the tool
-    calls, so the tool calls are dropped then. Otherwise the tool calls are all sent, whole
-    (``max_tokens`` does not limit them), with finish reason "tool_calls".
+    finish reason is "length". Either cut ends the answer inside its text, before the
+    annotations and tool calls, so those are dropped then. Otherwise the tool calls are all
+    sent, whole (``max_tokens`` does not limit them), with finish reason "tool_calls".
+    Reasoning and a refusal are never cut. ``top_logprobs`` is passed on to the answer.
     """
     text = reply.text
     cuts = [i for i in (text.find(s) for s in _stop_strings(body)) if i >= 0]
@@ -191,10 +272,20 @@ def make_answer(body: dict[str, Any], reply: Reply) -> Answer:
     if isinstance(max_tokens, int) and len(tokens) > max_tokens:
         tokens = tokens[:max_tokens]
         finish_reason = "length"
+    whole = not cuts and finish_reason == "stop"
     calls: tuple[SentToolCall, ...] = ()
-    if not cuts and finish_reason == "stop" and reply.tool_calls:
+    if whole and reply.tool_calls:
         calls = tuple(_send(call) for call in reply.tool_calls)
         finish_reason = "tool_calls"
     return Answer(
-        text="".join(tokens), tokens=tuple(tokens), finish_reason=finish_reason, tool_calls=calls
+        text="".join(tokens),
+        tokens=tuple(tokens),
+        finish_reason=finish_reason,
+        tool_calls=calls,
+        reasoning_tokens=tuple(tokenize(reply.reasoning or "")),
+        refusal_tokens=tuple(tokenize(reply.refusal or "")),
+        annotations=tuple(dict(a) for a in reply.annotations) if whole else (),
+        cached_tokens=reply.cached_tokens,
+        cache_write_tokens=reply.cache_write_tokens,
+        top_logprobs=top_logprobs,
     )

@@ -3,15 +3,24 @@ thread-safe queues that hand steps out to requests in order."""
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from langchain_lunar.testing._reply import Reply, ToolCall
+from langchain_lunar.testing._reply import Reply
 
 FaultKind = Literal[
-    "status", "stream_error", "disconnect", "no_done", "malformed", "slow", "stall", "reply"
+    "status",
+    "stream_error",
+    "disconnect",
+    "no_done",
+    "malformed",
+    "slow",
+    "stall",
+    "keepalive_stall",
+    "reply",
 ]
 
 DEFAULT_STREAM_ERROR: dict[str, Any] = {
@@ -36,13 +45,17 @@ class Fault:
     """One scripted step; build it with the classmethods, not the constructor.
 
     Faults that only make sense for a stream (``stream_error``, ``disconnect``, ``no_done``,
-    ``malformed``) do the closest thing when the request is not streaming: ``stream_error``
-    answers with the error object as an HTTP error (status = its ``code`` if 400-599, else
-    500); ``disconnect`` closes the connection without any response; ``no_done`` is a normal
-    reply; ``malformed`` sends ``line`` as a 200 ``application/json`` body.
+    ``malformed``, ``keepalive_stall``) do the closest thing when the request is not
+    streaming: ``stream_error`` answers with the error object as an HTTP error (status = its
+    ``code`` if 400-599, else 500); ``disconnect`` closes the connection without any response;
+    ``no_done`` is a normal reply; ``malformed`` sends ``line`` as a 200 ``application/json``
+    body; ``keepalive_stall`` waits its ``seconds`` silently before the response headers (for
+    ever when None, until the client leaves or the server stops), then answers normally.
 
-    ``after`` counts the streamed deltas of the answer: its text tokens, then its tool-call
+    ``after`` counts the streamed deltas of the answer, one per chunk after the role chunk:
+    reasoning pieces, text tokens (or refusal pieces), the annotations chunk, then tool-call
     chunks (see ``WireStyle.tool_fragment``), so a fault can strike inside a call's arguments.
+    A mixed chunk (``WireStyle.mixed_chunk``) is one delta.
     """
 
     kind: FaultKind
@@ -53,8 +66,9 @@ class Fault:
     error: dict[str, Any] | None = None
     line: str = ""
     seconds: float = 0.0
-    text: str = ""
-    tool_calls: tuple[ToolCall, ...] = ()
+    every: float = 0.0
+    comment: str = ""
+    scripted: Reply | None = None
 
     @classmethod
     def status(
@@ -103,7 +117,8 @@ class Fault:
 
     @classmethod
     def slow(cls, token_delay: float) -> Fault:
-        """A normal reply with ``token_delay`` seconds before each token or tool-call chunk."""
+        """A normal reply with ``token_delay`` seconds before each streamed delta (token,
+        reasoning piece, tool-call chunk...)."""
         _check_seconds("token_delay", token_delay)
         return cls("slow", seconds=token_delay)
 
@@ -114,13 +129,47 @@ class Fault:
         return cls("stall", seconds=seconds)
 
     @classmethod
+    def keepalive_stall(
+        cls,
+        seconds: float | None,
+        *,
+        every: float = 1.0,
+        after: int | None = None,
+        comment: str = "ping",
+    ) -> Fault:
+        """Go silent in a 200 stream, sending only SSE comments ``: <comment>``, no data.
+
+        With ``after=None`` the stall comes right after the response headers, before any
+        chunk; with ``after=n`` after the role chunk and ``n`` deltas (all of them if there are
+        fewer: then before the finish chunk). One comment goes out at once, then one every
+        ``every`` seconds, for ``seconds`` seconds; then the answer goes on normally to
+        ``[DONE]``. ``seconds=None`` pings until the client closes the connection (counted in
+        ``disconnects``, noticed within about 50 ms even between comments) or the server stops
+        (the connection is dropped then).
+        """
+        _check_after(after)
+        if seconds is not None:
+            _check_seconds("seconds", seconds)
+        if not every > 0:
+            raise ValueError(f"every must be > 0, got {every!r}")
+        if not isinstance(comment, str) or "\n" in comment or "\r" in comment:
+            raise ValueError(f"comment must be a str without line breaks, got {comment!r}")
+        return cls(
+            "keepalive_stall",
+            after=after,
+            seconds=math.inf if seconds is None else seconds,
+            every=every,
+            comment=comment,
+        )
+
+    @classmethod
     def reply(cls, text: str | Reply) -> Fault:
-        """A one-off normal reply: ``text``, or a ``Reply`` (text and tool calls)."""
-        if isinstance(text, Reply):
-            return cls("reply", text=text.text, tool_calls=tuple(text.tool_calls))
-        if not isinstance(text, str):
+        """A one-off normal reply: ``text``, or a ``Reply`` (tool calls, reasoning...)."""
+        if isinstance(text, str):
+            text = Reply(text)
+        if not isinstance(text, Reply):
             raise TypeError(f"Fault.reply takes a str or a Reply, got {text!r}")
-        return cls("reply", text=text)
+        return cls("reply", scripted=text)
 
 
 class Script:

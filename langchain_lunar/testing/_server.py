@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import io
 import json
+import math
 import secrets
+import select
 import socket
 import socketserver
 import sys
@@ -20,21 +23,28 @@ from types import TracebackType
 from typing import Any, cast
 from urllib.parse import urlsplit
 
-from langchain_lunar.testing._protocol import DEFAULT_PRICE, error_body, wants_usage_chunk
+from langchain_lunar.testing._protocol import (
+    DEFAULT_PRICE,
+    error_body,
+    wants_logprobs,
+    wants_usage_chunk,
+)
 from langchain_lunar.testing._reply import (
     Answer,
+    ReasoningFn,
     Reply,
     ReplyFn,
     count_prompt_tokens,
+    default_reasoning,
     echo_reply,
     make_answer,
 )
 from langchain_lunar.testing._script import Fault, Script
-from langchain_lunar.testing._sse import WireStyle, encode_event
+from langchain_lunar.testing._sse import WireStyle, encode_comment, encode_event
 from langchain_lunar.testing._stream import (
     ChunkFactory,
     Meter,
-    answer_deltas,
+    answer_pieces,
     completion,
     run_stream,
 )
@@ -47,6 +57,8 @@ PLAIN_STYLE = WireStyle()
 
 # How long stop() waits for connection threads to notice their sockets were shut down.
 _STOP_JOIN_BUDGET = 0.5
+# How often an idle stream (a keep-alive stall) looks for the client having left.
+_IDLE_POLL = 0.05
 
 
 @dataclass(frozen=True)
@@ -73,6 +85,7 @@ class RecordedRequest:
 @dataclass(frozen=True)
 class _Config:
     reply: str | Reply | ReplyFn | None
+    reasoning: bool | str | ReasoningFn
     api_key: str | None
     token_delay: float
     style: WireStyle
@@ -160,13 +173,45 @@ class _BadRequestBody(Exception):
     pass
 
 
+def _idle(sock: socket.socket, stopping: threading.Event, seconds: float) -> bool:
+    """Sleep ``seconds`` (may be ``inf``): False as soon as the server is stopping; raises
+    ``ConnectionResetError`` as soon as the client has closed the connection.
+
+    Writes alone would notice a closed connection only at the second write after the close,
+    which is one or two keep-alive intervals late, so the socket is watched for its EOF.
+    """
+    deadline = time.monotonic() + seconds
+    while not stopping.is_set():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return True
+        readable, _, _ = select.select([sock], [], [], min(remaining, _IDLE_POLL))
+        if readable:
+            try:
+                peeked = sock.recv(1, socket.MSG_PEEK)
+            except BlockingIOError:
+                continue
+            if not peeked:
+                raise ConnectionResetError("the client closed the connection")
+            # The client sent bytes (a pipelined request?): the socket stays readable, so
+            # polling it would spin; sleep out the rest watching only the server.
+            rest = deadline - time.monotonic()
+            return not stopping.wait(None if rest == math.inf else max(0.0, rest))
+    return False
+
+
 class _ChunkedSink:
     """An ``EventSink`` writing each event as one HTTP/1.1 chunk, sent at once."""
 
     def __init__(
-        self, wfile: io.BufferedIOBase, style: WireStyle, stopping: threading.Event
+        self,
+        wfile: io.BufferedIOBase,
+        sock: socket.socket,
+        style: WireStyle,
+        stopping: threading.Event,
     ) -> None:
         self._wfile = wfile
+        self._sock = sock
         self._style = style
         self._stopping = stopping
         self._events = 0
@@ -182,10 +227,16 @@ class _ChunkedSink:
     def raw(self, text: str) -> None:
         self._chunk(text.encode("utf-8"))
 
+    def comment(self, text: str) -> None:
+        self._chunk(encode_comment(self._style, text))
+
     def wait(self, seconds: float) -> bool:
         if seconds > 0:
             return not self._stopping.wait(seconds)
         return not self._stopping.is_set()
+
+    def idle(self, seconds: float) -> bool:
+        return _idle(self._sock, self._stopping, seconds)
 
     def end(self) -> None:
         self._wfile.write(b"0\r\n\r\n")
@@ -324,24 +375,45 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.kind == "stall" and not self._wait(fault.seconds):
             self._drop()
             return
+        streaming = body.get("stream") is True
+        if fault is not None and fault.kind == "keepalive_stall" and not streaming:
+            # Nothing to ping in a JSON body: wait silently, as a stall does.
+            try:
+                if not _idle(self.connection, state.stopping, fault.seconds):
+                    self._drop()
+                    return
+            except OSError:
+                self.close_connection = True  # the client gave up; no one to answer
+                return
 
+        step = "reply"
         try:
             reply = self._reply(body, fault)
-        except Exception as exc:  # a user's reply callable failed: tell the client why
-            message = f"reply callable raised {type(exc).__name__}: {exc}"
+            step = "reasoning"
+            reply = self._with_reasoning(body, reply)
+        except Exception as exc:  # a user's callable failed: tell the client which and why
+            message = f"{step} callable raised {type(exc).__name__}: {exc}"
             self._send_json(500, error_body(500, message))
             return
-        answer = make_answer(body, reply)
+        answer = make_answer(body, reply, wants_logprobs(body))
         token_delay = fault.seconds if fault is not None and fault.kind == "slow" else None
         delay = config.token_delay if token_delay is None else token_delay
         model = config.served_model or body["model"]
         price = config.prices.get(body["model"], DEFAULT_PRICE)
-        meter = Meter(arrival, count_prompt_tokens(body), price)
+        meter = Meter(
+            arrival,
+            count_prompt_tokens(body),
+            price,
+            cached_tokens=answer.cached_tokens,
+            cache_write_tokens=answer.cache_write_tokens,
+            details=config.style.usage_details,
+        )
         completion_id = "chatcmpl-" + secrets.token_hex(12)
         created = int(time.time())
 
-        if body.get("stream") is True:
-            chunks = ChunkFactory(completion_id, created, model, config.style)
+        if streaming:
+            logprobs = answer.top_logprobs is not None
+            chunks = ChunkFactory(completion_id, created, model, config.style, logprobs)
             self._stream(body, answer, chunks, meter, fault, delay)
             return
 
@@ -357,18 +429,35 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_bytes(200, fault.line.encode("utf-8"), "application/json")
         else:
             # A non-streaming answer is timed and counted as if it were streamed: it arrives
-            # when its last delta (text token or tool-call chunk) would have been sent.
-            tokens = len(answer_deltas(answer, config.style))
-            if self._wait(delay * tokens):
+            # when its last delta would have been sent.
+            deltas = len(answer_pieces(answer, config.style))
+            if self._wait(delay * deltas):
                 self._send_json(
-                    200, completion(completion_id, created, model, answer, meter, tokens)
+                    200, completion(completion_id, created, model, answer, meter, config.style)
                 )
             else:
                 self._drop()
 
+    def _with_reasoning(self, body: dict[str, Any], reply: Reply) -> Reply:
+        """``reply`` with the server's ``reasoning`` filled in, unless it has its own."""
+        if reply.reasoning is not None:
+            return reply
+        reasoning = self._state.config.reasoning
+        if reasoning is False:
+            return reply
+        if reasoning is True:
+            text = default_reasoning(body)
+        elif isinstance(reasoning, str):
+            text = reasoning
+        else:
+            text = reasoning(copy.deepcopy(body))
+            if not isinstance(text, str):
+                raise TypeError(f"expected a str from reasoning, got {type(text).__name__}")
+        return dataclasses.replace(reply, reasoning=text)
+
     def _reply(self, body: dict[str, Any], fault: Fault | None) -> Reply:
-        if fault is not None and fault.kind == "reply":
-            return Reply(fault.text, fault.tool_calls)
+        if fault is not None and fault.scripted is not None:
+            return fault.scripted
         reply = self._state.config.reply
         if reply is None:
             return Reply(echo_reply(body))
@@ -398,7 +487,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        sink = _ChunkedSink(self.wfile, state.config.style, state.stopping)
+        sink = _ChunkedSink(self.wfile, self.connection, state.config.style, state.stopping)
         try:
             clean = run_stream(
                 sink,
@@ -516,11 +605,16 @@ class LocalLunarServer:
             for the echo: ``"You said: <last user message text>"``, or, when the last message
             is a tool message, ``"Tool results: <tool contents after the last assistant
             message, joined by '; '>"``.
+        reasoning: play a reasoning model: every answer whose ``Reply.reasoning`` is None
+            (plain-text replies, the echo) thinks first, streamed before its text. False (the
+            default): no thinking; True: a short deterministic text about the request (see
+            ``default_reasoning``: ``"The user wrote: “<last user text>”. Time to
+            answer."``); a str: that text; a callable: called with the parsed JSON request body.
         api_key: when set, a request must send ``Authorization: Bearer <key>`` or
             ``x-api-key: <key>``, else it gets a 401. None: no auth.
-        token_delay: seconds before each streamed token and tool-call chunk. A non-streaming
-            reply is sent after ``token_delay`` times their number, as if generated at the
-            same speed.
+        token_delay: seconds before each streamed delta (reasoning or text token, tool-call
+            chunk...). A non-streaming reply is sent after ``token_delay`` times their number,
+            as if generated at the same speed.
         style: how the SSE stream is written; see ``WireStyle``.
         prices: USD per 1M tokens ``(input, output)`` by requested model; any other model is
             priced at ``DEFAULT_PRICE`` = (0.15, 0.60).
@@ -532,6 +626,7 @@ class LocalLunarServer:
         self,
         reply: str | Reply | ReplyFn | None = None,
         *,
+        reasoning: bool | str | ReasoningFn = False,
         api_key: str | None = None,
         token_delay: float = 0.0,
         style: WireStyle = PLAIN_STYLE,
@@ -543,8 +638,11 @@ class LocalLunarServer:
             raise ValueError(f"token_delay must be >= 0, got {token_delay!r}")
         if reply is not None and not isinstance(reply, (str, Reply)) and not callable(reply):
             raise TypeError(f"reply must be a str, a Reply, a callable or None, got {reply!r}")
+        if not isinstance(reasoning, (bool, str)) and not callable(reasoning):
+            raise TypeError(f"reasoning must be a bool, a str or a callable, got {reasoning!r}")
         self._config = _Config(
             reply=reply,
+            reasoning=reasoning,
             api_key=api_key,
             token_delay=token_delay,
             style=style,

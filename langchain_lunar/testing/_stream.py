@@ -1,17 +1,19 @@
 """Completion objects and the order of events in a streamed answer, independent of sockets.
 
-``completion`` builds a non-streaming ``chat.completion``; ``answer_deltas`` lists the deltas a
-streamed answer is made of (text tokens, then tool-call fragments); ``run_stream`` drives a
-streamed answer (normal or faulty) through an ``EventSink``, which the HTTP handler implements.
+``completion`` builds a non-streaming ``chat.completion``; ``answer_pieces`` lists the deltas a
+streamed answer is made of (reasoning, text or refusal, annotations, tool-call fragments), each
+with its token cost and log probabilities; ``run_stream`` drives a streamed answer (normal or
+faulty) through an ``EventSink``, which the HTTP handler implements.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
 
-from langchain_lunar.testing._protocol import SYSTEM_FINGERPRINT, usage
+from langchain_lunar.testing._protocol import SYSTEM_FINGERPRINT, token_logprob, usage
 from langchain_lunar.testing._reply import Answer, SentToolCall
 from langchain_lunar.testing._script import Fault
 from langchain_lunar.testing._sse import WireStyle
@@ -20,10 +22,24 @@ from langchain_lunar.testing._sse import WireStyle
 class Meter:
     """Usage figures for one request: token counts, prices, and times since its arrival."""
 
-    def __init__(self, arrival: float, prompt_tokens: int, price: tuple[float, float]) -> None:
+    def __init__(
+        self,
+        arrival: float,
+        prompt_tokens: int,
+        price: tuple[float, float],
+        *,
+        cached_tokens: int = 0,
+        cache_write_tokens: int = 0,
+        details: str = "auto",
+    ) -> None:
         self.arrival = arrival
         self.prompt_tokens = prompt_tokens
         self.price = price
+        # A cache can hold no more than the prompt: a scripted figure is capped, not an error,
+        # since the prompt's size is only known per request.
+        self.cached_tokens = min(cached_tokens, prompt_tokens)
+        self.cache_write_tokens = min(cache_write_tokens, prompt_tokens - self.cached_tokens)
+        self.details = details
         self.first_token: float | None = None
 
     def mark_first_token(self) -> None:
@@ -31,9 +47,9 @@ class Meter:
         if self.first_token is None:
             self.first_token = time.monotonic()
 
-    def usage(self, completion_tokens: int) -> dict[str, Any]:
-        """Usage with ``completion_tokens`` so far; latency is measured now, and ttft is the
-        same as latency until a first token was recorded."""
+    def usage(self, completion_tokens: int, reasoning_tokens: int = 0) -> dict[str, Any]:
+        """Usage with ``completion_tokens`` (of which ``reasoning_tokens``) so far; latency is
+        measured now, and ttft is the same as latency until a first token was recorded."""
         now = time.monotonic()
         first = self.first_token if self.first_token is not None else now
         return usage(
@@ -42,7 +58,29 @@ class Meter:
             self.price,
             latency_ms=(now - self.arrival) * 1000,
             ttft_ms=(first - self.arrival) * 1000,
+            reasoning_tokens=reasoning_tokens,
+            cached_tokens=self.cached_tokens,
+            cache_write_tokens=self.cache_write_tokens,
+            details=self.details,
         )
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One delta of a streamed answer (one chunk), with what it costs.
+
+    Attributes:
+        delta: the chunk's ``choices[0].delta``.
+        tokens: completion tokens it adds (0 for the annotations chunk).
+        reasoning_tokens: how many of those are reasoning.
+        logprobs: the chunk's ``choices[0].logprobs`` when the request asked for log
+            probabilities; None for a delta without text or refusal tokens.
+    """
+
+    delta: dict[str, Any]
+    tokens: int = 1
+    reasoning_tokens: int = 0
+    logprobs: dict[str, Any] | None = None
 
 
 def tool_call_deltas(
@@ -77,13 +115,56 @@ def tool_call_deltas(
     return [{"tool_calls": [delta]} for delta in ordered]
 
 
-def answer_deltas(answer: Answer, style: WireStyle) -> list[dict[str, Any]]:
-    """Every delta of a streamed ``answer`` after the role chunk: one per text token, then the
-    tool-call deltas. Each costs one completion token, streamed or not."""
-    deltas: list[dict[str, Any]] = [{"content": token} for token in answer.tokens]
-    return deltas + tool_call_deltas(
-        answer.tool_calls, style.tool_fragment, style.interleave_tool_calls
-    )
+def role_delta(answer: Answer) -> dict[str, Any]:
+    """The opening delta: ``{"role": "assistant", "content": ""}``, or for a refusal
+    ``{"role": "assistant", "content": None, "refusal": ""}`` (content stays null throughout)."""
+    if answer.refusal is not None:
+        return {"role": "assistant", "content": None, "refusal": ""}
+    return {"role": "assistant", "content": ""}
+
+
+def _reasoning_delta(piece: str, style: WireStyle) -> dict[str, Any]:
+    delta: dict[str, Any] = {style.reasoning_field: piece}
+    if style.reasoning_details:
+        delta["reasoning_details"] = [{"type": "reasoning.text", "text": piece, "index": 0}]
+    return delta
+
+
+def answer_pieces(answer: Answer, style: WireStyle) -> list[Piece]:
+    """Every delta of a streamed ``answer`` after the role chunk, in order: one per reasoning
+    token; one per text token (with ``style.mixed_chunk`` the last reasoning token and the
+    first text token share one delta), or one per refusal token; one ``{"annotations": [...]}``
+    delta if there are annotations; then the tool-call deltas. Each token and each tool-call
+    delta costs one completion token, streamed or not.
+
+    With log probabilities requested (``answer.top_logprobs`` not None), the ``logprobs`` of a
+    text piece are ``{"content": [entry]}``, of a refusal piece ``{"content": None,
+    "refusal": [entry]}`` (entries from ``token_logprob``, indexed from 0 within the text or
+    the refusal); other pieces have none.
+    """
+    top = answer.top_logprobs
+    reasoning = [
+        Piece(_reasoning_delta(piece, style), reasoning_tokens=1)
+        for piece in answer.reasoning_tokens
+    ]
+    text: list[Piece] = []
+    for index, token in enumerate(answer.tokens):
+        delta: dict[str, Any] = {"content": token, **style.extra_delta_fields}
+        entries = None if top is None else {"content": [token_logprob(token, index, top)]}
+        text.append(Piece(delta, logprobs=entries))
+    if style.mixed_chunk and reasoning and text:
+        last, first = reasoning.pop(), text[0]
+        mixed = {**last.delta, **first.delta}
+        text[0] = Piece(mixed, tokens=2, reasoning_tokens=1, logprobs=first.logprobs)
+    for index, token in enumerate(answer.refusal_tokens):
+        logprobs: dict[str, Any] | None = None
+        if top is not None:
+            logprobs = {"content": None, "refusal": [token_logprob(token, index, top)]}
+        text.append(Piece({"content": None, "refusal": token}, logprobs=logprobs))
+    if answer.annotations:
+        text.append(Piece({"annotations": list(answer.annotations)}, tokens=0))
+    calls = tool_call_deltas(answer.tool_calls, style.tool_fragment, style.interleave_tool_calls)
+    return reasoning + text + [Piece(delta) for delta in calls]
 
 
 def completion(
@@ -92,37 +173,77 @@ def completion(
     model: str,
     answer: Answer,
     meter: Meter,
-    completion_tokens: int,
+    style: WireStyle,
 ) -> dict[str, Any]:
-    """A non-streaming ``chat.completion`` object for ``answer``, its ``usage`` counting
-    ``completion_tokens``.
+    """A non-streaming ``chat.completion`` object for ``answer``, its ``usage`` counting the
+    tokens its streamed form would cost.
 
-    ``content`` is null when the answer is only tool calls, as OpenAI-compatible servers send.
+    ``content`` is null when the answer is only tool calls, or a refusal (then ``refusal``
+    holds its text), as OpenAI-compatible servers send. Reasoning goes under
+    ``style.reasoning_field`` (and ``reasoning_details``), annotations under ``annotations``;
+    ``choices[0].logprobs`` covers every token when the request asked for log probabilities.
     """
     meter.mark_first_token()
     message: dict[str, Any] = {"role": "assistant", "content": answer.text}
-    if answer.tool_calls:
+    if answer.tool_calls or answer.refusal is not None:
         message["content"] = answer.text or None
+    if answer.refusal is not None:
+        message["refusal"] = answer.refusal
+    if answer.text:
+        message.update(style.extra_delta_fields)
+    if answer.reasoning_tokens:
+        message[style.reasoning_field] = answer.reasoning
+        if style.reasoning_details:
+            details = {"type": "reasoning.text", "text": answer.reasoning, "index": 0}
+            message["reasoning_details"] = [details]
+    if answer.annotations:
+        message["annotations"] = list(answer.annotations)
+    if answer.tool_calls:
         message["tool_calls"] = [call.message_form() for call in answer.tool_calls]
+    choice: dict[str, Any] = {"index": 0, "message": message}
+    if answer.top_logprobs is not None:
+        top = answer.top_logprobs
+        if answer.refusal is not None:
+            refusal = [token_logprob(t, i, top) for i, t in enumerate(answer.refusal_tokens)]
+            choice["logprobs"] = {"content": None, "refusal": refusal}
+        else:
+            content = [token_logprob(t, i, top) for i, t in enumerate(answer.tokens)]
+            choice["logprobs"] = {"content": content}
+    choice["finish_reason"] = answer.finish_reason
+    pieces = answer_pieces(answer, style)
     return {
         "id": completion_id,
         "object": "chat.completion",
         "created": created,
         "model": model,
         "system_fingerprint": SYSTEM_FINGERPRINT,
-        "choices": [{"index": 0, "message": message, "finish_reason": answer.finish_reason}],
-        "usage": meter.usage(completion_tokens),
+        "choices": [choice],
+        "usage": meter.usage(
+            sum(p.tokens for p in pieces), sum(p.reasoning_tokens for p in pieces)
+        ),
     }
 
 
 class ChunkFactory:
-    """Builds the ``chat.completion.chunk`` objects of one stream, honouring ``model_in``."""
+    """Builds the ``chat.completion.chunk`` objects of one stream, honouring ``model_in``.
 
-    def __init__(self, completion_id: str, created: int, model: str, style: WireStyle) -> None:
+    With ``logprobs`` every choice carries a ``logprobs`` key (null where a chunk has none),
+    as OpenAI sends it once log probabilities were requested; without, no choice has one.
+    """
+
+    def __init__(
+        self,
+        completion_id: str,
+        created: int,
+        model: str,
+        style: WireStyle,
+        logprobs: bool = False,
+    ) -> None:
         self._id = completion_id
         self._created = created
         self._model = model
         self._style = style
+        self._logprobs = logprobs
         self._count = 0
 
     def make(
@@ -130,8 +251,10 @@ class ChunkFactory:
         delta: dict[str, Any] | None,
         finish_reason: str | None = None,
         usage: dict[str, Any] | None = None,
+        logprobs: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """A chunk with one choice carrying ``delta``, or with ``choices: []`` if delta is None."""
+        """A chunk with one choice carrying ``delta`` (and ``logprobs`` if the factory was
+        made with them), or with ``choices: []`` if delta is None."""
         chunk: dict[str, Any] = {
             "id": self._id,
             "object": "chat.completion.chunk",
@@ -144,7 +267,11 @@ class ChunkFactory:
         if delta is None:
             chunk["choices"] = []
         else:
-            chunk["choices"] = [{"index": 0, "delta": delta, "finish_reason": finish_reason}]
+            choice: dict[str, Any] = {"index": 0, "delta": delta}
+            if self._logprobs:
+                choice["logprobs"] = logprobs
+            choice["finish_reason"] = finish_reason
+            chunk["choices"] = [choice]
         if usage is not None:
             chunk["usage"] = usage
         self._count += 1
@@ -160,8 +287,15 @@ class EventSink(Protocol):
     def raw(self, text: str) -> None:
         """Write ``text`` as is (for malformed lines)."""
 
+    def comment(self, text: str) -> None:
+        """Write the comment-only block ``: <text>`` (a keep-alive ping)."""
+
     def wait(self, seconds: float) -> bool:
         """Sleep ``seconds``; False if the server is stopping and the stream must end."""
+
+    def idle(self, seconds: float) -> bool:
+        """Sleep ``seconds`` watching the connection: False if the server is stopping; raises
+        ``OSError`` as soon as the client has closed it."""
 
 
 def run_stream(
@@ -177,58 +311,92 @@ def run_stream(
 ) -> bool:
     """Write the events of a streamed ``answer``, shaped by ``style`` and the scripted ``fault``.
 
-    A fault's ``after`` counts the deltas of ``answer_deltas``: text tokens, then tool-call
-    chunks, so it can cut a stream in the middle of a call's arguments.
+    A fault's ``after`` counts the deltas of ``answer_pieces``: reasoning, text or refusal
+    tokens, the annotations chunk, then tool-call chunks, so it can cut a stream in the middle
+    of a call's arguments.
 
     Returns True when the body should be ended cleanly (terminating chunk), False when the
-    connection must be dropped without it (``Fault.disconnect``, or the server stopping).
+    connection must be dropped without it (``Fault.disconnect``, an endless keep-alive stall,
+    or the server stopping). Raises ``OSError`` when the client closed the connection.
     """
-    every = style.usage == "every_chunk"
-    if style.role_chunk:
-        sink.event(chunks.make({"role": "assistant", "content": ""}, usage=_maybe(every, meter, 0)))
+    kind = fault.kind if fault is not None else None
+    # A keep-alive stall without `after` comes before any chunk.
+    stall_first = kind == "keepalive_stall" and fault is not None and fault.after is None
+    if stall_first and not _keepalive(sink, cast(Fault, fault)):
+        return False
 
-    deltas = answer_deltas(answer, style)
-    # Faults that act part-way through cut the delta list at `after`.
-    partial = fault is not None and fault.kind in ("stream_error", "disconnect", "malformed")
-    partial = partial or (fault is not None and fault.kind == "no_done" and fault.after is not None)
-    split = min(fault.after or 0, len(deltas)) if fault is not None and partial else len(deltas)
+    every = style.usage == "every_chunk"
+    counts = [0, 0]  # completion tokens and reasoning tokens sent so far
+
+    def running(wanted: bool) -> dict[str, Any] | None:
+        return meter.usage(*counts) if wanted else None
+
+    if style.role_chunk:
+        sink.event(chunks.make(role_delta(answer), usage=running(every)))
+
+    pieces = answer_pieces(answer, style)
+    # Faults that act part-way through cut the piece list at `after`.
+    partial = fault is not None and (
+        fault.kind in ("stream_error", "disconnect", "malformed")
+        or (fault.kind in ("no_done", "keepalive_stall") and fault.after is not None)
+    )
+    split = min(fault.after or 0, len(pieces)) if fault is not None and partial else len(pieces)
 
     sent = 0
 
-    def send_deltas(upto: int) -> bool:
+    def send_pieces(upto: int) -> bool:
         nonlocal sent
         while sent < upto:
             if not sink.wait(token_delay):
                 return False
             meter.mark_first_token()
+            piece = pieces[sent]
             sent += 1
-            sink.event(chunks.make(deltas[sent - 1], usage=_maybe(every, meter, sent)))
+            counts[0] += piece.tokens
+            counts[1] += piece.reasoning_tokens
+            chunk = chunks.make(piece.delta, usage=running(every), logprobs=piece.logprobs)
+            sink.event(chunk)
         return True
 
-    if not send_deltas(split):
+    if not send_pieces(split):
         return False
     if fault is not None and partial:
-        if fault.kind == "stream_error":
+        if kind == "stream_error":
             sink.event({"error": fault.error})
             return True
-        if fault.kind == "disconnect":
+        if kind == "disconnect":
             return False
-        if fault.kind == "no_done":
+        if kind == "no_done":
             return True
-        # malformed: the raw line, then carry on as if nothing happened.
-        sink.raw(fault.line + style.line_ending + style.line_ending)
-        if not send_deltas(len(deltas)):
+        if kind == "keepalive_stall":
+            if not _keepalive(sink, fault):
+                return False
+        else:
+            # malformed: the raw line, then carry on as if nothing happened.
+            sink.raw(fault.line + style.line_ending + style.line_ending)
+        if not send_pieces(len(pieces)):
             return False
 
     if style.finish_reason:
         final = style.usage in ("every_chunk", "with_finish")
-        sink.event(chunks.make({}, answer.finish_reason, usage=_maybe(final, meter, sent)))
+        sink.event(chunks.make({}, answer.finish_reason, usage=running(final)))
     if style.usage == "requested" and include_usage:
-        sink.event(chunks.make(None, usage=meter.usage(sent)))
-    if style.done and not (fault is not None and fault.kind == "no_done"):
+        sink.event(chunks.make(None, usage=running(True)))
+    if style.done and kind != "no_done":
         sink.event("[DONE]")
     return True
 
 
-def _maybe(wanted: bool, meter: Meter, completion_tokens: int) -> dict[str, Any] | None:
-    return meter.usage(completion_tokens) if wanted else None
+def _keepalive(sink: EventSink, fault: Fault) -> bool:
+    """Ping ``fault.comment`` at once and then every ``fault.every`` seconds until
+    ``fault.seconds`` have passed (True: go on) or the server stops (False)."""
+    deadline = time.monotonic() + fault.seconds  # inf: until the client or the server ends it
+    while True:
+        sink.comment(fault.comment)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return True
+        if not sink.idle(min(fault.every, remaining)):
+            return False
+        if time.monotonic() >= deadline:
+            return True

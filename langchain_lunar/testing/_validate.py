@@ -31,8 +31,9 @@ def validate_request(body: Any) -> str | None:
     Checks ``model`` (non-empty string); ``messages`` (non-empty list of objects with a valid
     ``role``; assistant ``tool_calls``; tool messages' ``content`` and ``tool_call_id``, which
     must match a tool call of an earlier assistant message); the types of ``stream``,
-    ``stream_options``, ``max_tokens``, ``stop``; and the shapes of ``tools``, ``tool_choice``
-    and ``response_format``.
+    ``stream_options``, ``max_tokens``, ``stop``, ``logprobs``, ``top_logprobs`` (0-20, only
+    with ``logprobs: true``); and the shapes of ``tools``, ``tool_choice`` and
+    ``response_format``.
     """
     if not isinstance(body, dict):
         return "request body must be a JSON object"
@@ -62,7 +63,25 @@ def validate_request(body: Any) -> str | None:
         isinstance(stop, str) or (isinstance(stop, list) and all(isinstance(s, str) for s in stop))
     ):
         return "'stop' must be a string or a list of strings"
+    problem = _check_logprobs(body)
+    if problem is not None:
+        return problem
     return _check_tools(body) or _check_response_format(body.get("response_format"))
+
+
+def _check_logprobs(body: dict[str, Any]) -> str | None:
+    logprobs = body.get("logprobs")
+    if logprobs is not None and not isinstance(logprobs, bool):
+        return "'logprobs' must be a boolean"
+    top = body.get("top_logprobs")
+    if top is None:
+        return None
+    if not _is_int(top) or not 0 <= top <= 20:
+        return "'top_logprobs' must be an integer from 0 to 20"
+    if logprobs is not True:
+        # OpenAI rejects it too: alternatives make no sense without the chosen token's entry.
+        return "'top_logprobs' requires 'logprobs' to be true"
+    return None
 
 
 def _check_messages(messages: list[Any]) -> str | None:
