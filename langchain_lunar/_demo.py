@@ -3,7 +3,11 @@
 The server is the one ``ChatLunar`` itself would use: ``LUNAR_BASE_URL`` when set, with or
 without ``LUNAR_API_KEY`` (a keyless llama.cpp, Ollama or vLLM server works); else Lunar when
 ``LUNAR_API_KEY`` is set. With neither, or with ``--offline``, it is a ``LocalLunarServer``
-started here, so the demo runs on a fresh machine with no account and no network.
+started here, playing a reasoning model, so the demo runs on a fresh machine with no account
+and no network.
+
+A reasoning model's thinking is printed as it streams, before the story, after ``Thinking:``
+and, on a terminal, dimmed.
 """
 
 from __future__ import annotations
@@ -41,13 +45,29 @@ OFFLINE_STORY = (
 )
 """The local server's reply: the story the offline demo streams."""
 
+OFFLINE_THINKING = (
+    "A short story about the Moon, then, about 80 words. A fishing village, a girl who asks "
+    "the Moon why it follows her home, and an ending about a promise kept quietly."
+)
+"""The local server's thinking before the story: it plays a reasoning model."""
+
+THINKING_LABEL = "Thinking: "
+DIM = "\x1b[2m"
+RESET = "\x1b[0m"
+
 
 @dataclass
 class StreamStats:
-    """What the report needs, gathered while the answer streams."""
+    """What the report needs, gathered while the answer streams.
+
+    Tokens are thinking and answer tokens alike: ``first_token`` is the first of either,
+    ``first_answer_token`` the first of the story, and ``chunks`` counts both.
+    """
 
     started: float
     first_token: float | None = None
+    first_answer_token: float | None = None
+    first_was_thinking: bool = False
     last_token: float | None = None
     chunks: int = 0
     usage: UsageMetadata | None = None
@@ -81,8 +101,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m langchain_lunar",
         description=(
-            "Stream a short story from Lunar token by token, then report time to first token, "
-            "speed, usage and cost. It asks the server at LUNAR_BASE_URL when that is set (a key "
+            "Stream a short story from Lunar token by token (a reasoning model's thinking "
+            "first, dimmed on a terminal), then report time to first token, speed, usage and "
+            "cost. It asks the server at LUNAR_BASE_URL when that is set (a key "
             "is optional there), else Lunar when LUNAR_API_KEY is set, else a local "
             "Lunar-compatible server."
         ),
@@ -129,7 +150,9 @@ def _chat_model(args: argparse.Namespace) -> Iterator[tuple[ChatLunar, str]]:
         yield llm, _server_line(llm)
         return
     reason = "--offline" if args.offline else "neither LUNAR_BASE_URL nor LUNAR_API_KEY is set"
-    with LocalLunarServer(reply=OFFLINE_STORY, token_delay=args.token_delay) as server:
+    with LocalLunarServer(
+        reply=OFFLINE_STORY, reasoning=OFFLINE_THINKING, token_delay=args.token_delay
+    ) as server:
         # An explicit dummy key, so a real LUNAR_API_KEY (with --offline) is never sent.
         llm = ChatLunar(model=args.model, api_key=SecretStr("local-demo"), base_url=server.base_url)
         yield llm, f"Using a local Lunar-compatible server at {llm.base_url} ({reason})."
@@ -160,28 +183,86 @@ def _server_line(llm: ChatLunar) -> str:
 
 
 def stream_story(llm: ChatLunar, question: str) -> StreamStats:
-    """Stream the chain's answer to ``question`` to stdout as it arrives; return its stats."""
+    """Stream the chain's answer to ``question`` to stdout as it arrives; return its stats.
+
+    Thinking, if the model sends any, comes first after ``Thinking:``, dimmed when stdout is
+    a terminal; a blank line parts it from the story.
+    """
     prompt = ChatPromptTemplate.from_messages([("system", SYSTEM_PROMPT), ("human", "{question}")])
     chain = prompt | llm
     stats = StreamStats(started=time.perf_counter())
+    printer = _Printer(dim=_wants_dim())
     try:
         for chunk in chain.stream({"question": question}):
-            _record(stats, chunk)
+            thinking = _thinking(chunk)
+            _record(stats, chunk, thinking)
+            if thinking:
+                printer.thinking(thinking)
             if chunk.text:
-                print(chunk.text, end="", flush=True)
+                printer.answer(chunk.text)
     finally:
-        if stats.chunks:
-            print(flush=True)  # end the story's line, also when the stream broke mid-way
+        printer.end()  # also when the stream broke mid-way: no line left open, nor dimmed
     return stats
 
 
-def _record(stats: StreamStats, chunk: BaseMessage) -> None:
+def _thinking(chunk: BaseMessage) -> str:
+    reasoning = chunk.additional_kwargs.get("reasoning_content")
+    return reasoning if isinstance(reasoning, str) else ""
+
+
+def _wants_dim() -> bool:
+    """ANSI dim only for a terminal, and not when ``NO_COLOR`` asks for none (no-color.org)."""
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+class _Printer:
+    """Writes thinking and story pieces to stdout as they come, each kind set apart."""
+
+    def __init__(self, *, dim: bool) -> None:
+        self._dim = dim
+        self._kind: str | None = None  # what the last piece was: "thinking", "answer" or None
+
+    def thinking(self, piece: str) -> None:
+        if self._kind != "thinking":
+            self._close()
+            self._write((DIM if self._dim else "") + THINKING_LABEL)
+            self._kind = "thinking"
+        self._write(piece)
+
+    def answer(self, piece: str) -> None:
+        if self._kind == "thinking":
+            self._close()
+        self._kind = "answer"
+        self._write(piece)
+
+    def end(self) -> None:
+        """End the last line; after thinking, also end the dim."""
+        if self._kind == "thinking" and self._dim:
+            self._write(RESET)
+        if self._kind is not None:
+            self._write("\n")
+        self._kind = None
+
+    def _close(self) -> None:
+        """Part what came before from the next kind of text with a blank line."""
+        if self._kind is not None:
+            self.end()
+            self._write("\n")
+
+    def _write(self, text: str) -> None:
+        print(text, end="", flush=True)
+
+
+def _record(stats: StreamStats, chunk: BaseMessage, thinking: str) -> None:
     """Note the arrival time of ``chunk`` and any usage and metadata it carries."""
     now = time.perf_counter()
-    if chunk.text:
+    if thinking or chunk.text:
         stats.chunks += 1
         if stats.first_token is None:
             stats.first_token = now
+            stats.first_was_thinking = bool(thinking)
+        if chunk.text and stats.first_answer_token is None:
+            stats.first_answer_token = now
         stats.last_token = now
     usage = getattr(chunk, "usage_metadata", None)
     if usage:
@@ -190,10 +271,17 @@ def _record(stats: StreamStats, chunk: BaseMessage) -> None:
 
 
 def print_report(stats: StreamStats) -> None:
-    """Print time to first token, speed, served model, usage and cost."""
+    """Print time to first token, speed, served model, usage and cost.
+
+    The first token may be one of thinking (it says so); then the time to the first token of
+    the answer follows. Speed spans the first to the last token of either kind, as the output
+    tokens of usage count both.
+    """
     print()
     print("--- report ---")
     print(f"Time to first token: {_ttft(stats)}")
+    if stats.first_was_thinking:
+        print(f"First answer token:  {_first_answer(stats)}")
     print(f"Tokens/s:            {_speed(stats)}")
     print(f"Served model:        {stats.metadata.get('model_name', 'not reported')}")
     print(f"Usage:               {_usage(stats.usage)}")
@@ -203,7 +291,14 @@ def print_report(stats: StreamStats) -> None:
 def _ttft(stats: StreamStats) -> str:
     if stats.first_token is None:
         return "n/a (no tokens)"
-    return f"{(stats.first_token - stats.started) * 1000:.0f} ms"
+    thinking = " (thinking)" if stats.first_was_thinking else ""
+    return f"{(stats.first_token - stats.started) * 1000:.0f} ms{thinking}"
+
+
+def _first_answer(stats: StreamStats) -> str:
+    if stats.first_answer_token is None:
+        return "n/a (no answer after the thinking)"
+    return f"{(stats.first_answer_token - stats.started) * 1000:.0f} ms"
 
 
 def _speed(stats: StreamStats) -> str:
@@ -220,9 +315,11 @@ def _speed(stats: StreamStats) -> str:
 def _usage(usage: UsageMetadata | None) -> str:
     if not usage:
         return "not reported"
+    reasoning = (usage.get("output_token_details") or {}).get("reasoning")
+    of_them = f" ({reasoning} of the output thinking)" if reasoning else ""
     return (
         f"{usage['input_tokens']} input + {usage['output_tokens']} output "
-        f"= {usage['total_tokens']} tokens"
+        f"= {usage['total_tokens']} tokens{of_them}"
     )
 
 

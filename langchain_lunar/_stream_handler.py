@@ -1,10 +1,12 @@
-"""``LunarStreamHandler``: a run's tokens as four plain events a UI can subscribe to.
+"""``LunarStreamHandler``: a run's tokens as five plain events a UI can subscribe to.
 
 The events are the ones Lunar's own SDKs offer: ``chunk`` (every chunk), ``content`` (a piece of
 text and all the text so far), ``done`` (the whole text, usage, cost, the model that served) and
-``error``. A UI registers plain functions, or iterates ``handler.events()`` from asyncio, and
-never touches LangChain's callback API. Give the handler to the outermost call
-(``config={"callbacks": [handler]}``) and it sees every model run nested inside it.
+``error``; and ``reasoning`` (a piece of a reasoning model's thinking and all of it so far),
+which never mixes with the text. A UI registers plain functions, or iterates
+``handler.events()`` from asyncio, and never touches LangChain's callback API. Give the handler
+to the outermost call (``config={"callbacks": [handler]}``) and it sees every model run nested
+inside it.
 """
 
 from __future__ import annotations
@@ -17,11 +19,11 @@ from typing import Any, Literal, TypeVar
 from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
-from langchain_core.messages import AIMessageChunk
+from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGenerationChunk, GenerationChunk, LLMResult
 
-EventKind = Literal["chunk", "content", "done", "error"]
+EventKind = Literal["chunk", "reasoning", "content", "done", "error"]
 T = TypeVar("T")
 
 
@@ -30,11 +32,16 @@ class StreamEvent:
     """One event of a model run.
 
     Attributes:
-        kind: ``"chunk"``, ``"content"``, ``"done"`` or ``"error"``.
+        kind: ``"chunk"``, ``"reasoning"``, ``"content"``, ``"done"`` or ``"error"``.
         run_id: The model run it belongs to (an agent has several).
-        chunk: ``chunk`` events: the ``AIMessageChunk`` (text, tool-call fragments, the final one).
+        chunk: ``chunk`` events: the ``AIMessageChunk`` (reasoning, text, tool-call fragments,
+            the final one).
         content: ``content`` events: the new piece of text.
-        text: ``content``: all the run's text so far; ``done``: the whole text.
+        text: ``content``: all the run's text so far; ``done``: the whole text. Never any
+            reasoning.
+        reasoning: ``reasoning`` events: the new piece of the model's thinking.
+        reasoning_text: ``reasoning``: all the run's thinking so far; ``done``: the whole
+            thinking (``""`` when the model did not think aloud).
         usage: ``done``: input, output and total tokens, when the server reported them.
         cost_usd: ``done``: Lunar's ``total_cost_usd``, when reported.
         model: ``done``: the model that served.
@@ -47,6 +54,8 @@ class StreamEvent:
     chunk: AIMessageChunk | None = None
     content: str = ""
     text: str = ""
+    reasoning: str = ""
+    reasoning_text: str = ""
     usage: UsageMetadata | None = None
     cost_usd: float | None = None
     model: str | None = None
@@ -62,16 +71,22 @@ class LunarStreamHandler(BaseCallbackHandler):
 
     Args:
         on_chunk: Called with each ``AIMessageChunk``.
-        on_content: Called with ``(content, accumulated)`` for each piece of text.
+        on_reasoning: Called with ``(reasoning, accumulated)`` for each piece of the model's
+            thinking: ``additional_kwargs["reasoning_content"]`` of a chunk (as ``ChatLunar``
+            streams it), else the text of its ``reasoning`` or ``thinking`` content blocks.
+        on_content: Called with ``(content, accumulated)`` for each piece of text; thinking is
+            never part of it.
         on_done: Called with ``(full_text, event)`` when a model run ends; ``event.usage``,
-            ``event.cost_usd`` and ``event.model`` describe the answer.
+            ``event.cost_usd`` and ``event.model`` describe the answer, and
+            ``event.reasoning_text`` is the whole thinking.
         on_error: Called with the exception when a model run fails.
 
     Every model run under the handler streams, ``invoke()`` included, so a UI gets tokens from
-    any chain or agent. Works in sync and async runs and from any thread. ``events()`` yields
-    every event to one asyncio consumer and ends after ``close()``, or when the outermost run
-    the handler was given to ends. Without functions, events that come before ``events()`` is
-    called are kept for it; with functions, only those after.
+    any chain or agent. A chunk gives its ``chunk`` event first, then its ``reasoning`` event,
+    then its ``content`` event. Works in sync and async runs and from any thread. ``events()``
+    yields every event to one asyncio consumer and ends after ``close()``, or when the outermost
+    run the handler was given to ends. Without functions, events that come before ``events()``
+    is called are kept for it; with functions, only those after.
     """
 
     # Called in the run's own thread and loop, so that events keep their order and arrive at once.
@@ -81,20 +96,23 @@ class LunarStreamHandler(BaseCallbackHandler):
         self,
         *,
         on_chunk: Callable[[AIMessageChunk], None] | None = None,
+        on_reasoning: Callable[[str, str], None] | None = None,
         on_content: Callable[[str, str], None] | None = None,
         on_done: Callable[[str, StreamEvent], None] | None = None,
         on_error: Callable[[BaseException], None] | None = None,
     ) -> None:
         self._on_chunk = on_chunk
+        self._on_reasoning = on_reasoning
         self._on_content = on_content
         self._on_done = on_done
         self._on_error = on_error
         self._texts: dict[UUID, str] = {}
+        self._reasonings: dict[UUID, str] = {}
         self._root: UUID | None = None
         self._lock = threading.Lock()
         # Events that come before events() is called wait for it, unless the handler was given
         # functions (then nobody may ever iterate, and keeping them would only grow).
-        self._buffer = not any((on_chunk, on_content, on_done, on_error))
+        self._buffer = not any((on_chunk, on_reasoning, on_content, on_done, on_error))
         self._pending: list[Any] = []
         self._queue: asyncio.Queue[Any] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -168,6 +186,11 @@ class LunarStreamHandler(BaseCallbackHandler):
                 self._on_chunk(message)
             if self._listening():
                 self._publish(StreamEvent("chunk", run_id, chunk=message))
+            # A text token has neither, so the per-token path costs two lookups more.
+            if message.additional_kwargs or type(message.content) is list:
+                reasoning = _reasoning_of(message)
+                if reasoning:
+                    self._on_reasoning_piece(run_id, reasoning)
             text: str = str(message.text)  # also right when content is a list of blocks
         else:
             text = token if isinstance(token, str) else ""
@@ -179,8 +202,19 @@ class LunarStreamHandler(BaseCallbackHandler):
             if self._listening():
                 self._publish(StreamEvent("content", run_id, content=text, text=accumulated))
 
+    def _on_reasoning_piece(self, run_id: UUID, reasoning: str) -> None:
+        accumulated = self._reasonings.get(run_id, "") + reasoning
+        self._reasonings[run_id] = accumulated
+        if self._on_reasoning is not None:
+            self._on_reasoning(reasoning, accumulated)
+        if self._listening():
+            self._publish(
+                StreamEvent("reasoning", run_id, reasoning=reasoning, reasoning_text=accumulated)
+            )
+
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
         streamed = self._texts.pop(run_id, "")
+        streamed_reasoning = self._reasonings.pop(run_id, "")
         generation = (
             response.generations[0][0] if response.generations and response.generations[0] else None
         )
@@ -190,6 +224,9 @@ class LunarStreamHandler(BaseCallbackHandler):
             "done",
             run_id,
             text=(generation.text if generation is not None else "") or streamed,
+            # A run that did not stream (a cached answer, say) has its thinking on the message.
+            reasoning_text=streamed_reasoning
+            or (_reasoning_of(message) if isinstance(message, BaseMessage) else ""),
             usage=getattr(message, "usage_metadata", None),
             cost_usd=metadata.get("total_cost_usd"),
             model=metadata.get("model_name"),
@@ -202,6 +239,7 @@ class LunarStreamHandler(BaseCallbackHandler):
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         self._texts.pop(run_id, None)
+        self._reasonings.pop(run_id, None)
         if self._on_error is not None:
             self._on_error(error)
         self._publish(StreamEvent("error", run_id, error=error))
@@ -249,3 +287,26 @@ class LunarStreamHandler(BaseCallbackHandler):
             queue.put_nowait(item)
         else:  # a run in another thread: hand the event to the consumer's loop
             loop.call_soon_threadsafe(queue.put_nowait, item)
+
+
+def _reasoning_of(message: BaseMessage) -> str:
+    """The thinking a message or chunk carries, or ``""``.
+
+    ``additional_kwargs["reasoning_content"]`` is where ``ChatLunar``, ``ChatDeepSeek`` and
+    ``ChatXAI`` put it; ``output_version="v1"`` keeps it there and adds a ``reasoning`` block,
+    so blocks count only without it. ``ChatAnthropic`` sends ``thinking`` blocks instead.
+    """
+    reasoning = message.additional_kwargs.get("reasoning_content")
+    if isinstance(reasoning, str):
+        return reasoning
+    content = message.content
+    if type(content) is not list:
+        return ""
+    pieces = []
+    for block in content:
+        if isinstance(block, dict):
+            kind = block.get("type")
+            piece = block.get(kind) if kind in ("reasoning", "thinking") else None
+            if isinstance(piece, str):
+                pieces.append(piece)
+    return "".join(pieces)

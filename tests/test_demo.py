@@ -9,33 +9,114 @@ import sys
 
 import pytest
 
-from langchain_lunar._demo import OFFLINE_STORY, configured_chat_model, main
+from langchain_lunar._demo import (
+    DIM,
+    OFFLINE_STORY,
+    OFFLINE_THINKING,
+    RESET,
+    configured_chat_model,
+    main,
+)
 from langchain_lunar.chat_models import DEFAULT_BASE_URL
-from langchain_lunar.testing import LocalLunarServer
+from langchain_lunar.testing import Fault, LocalLunarServer
 
 ENV_SERVER_STORY = "A story from the server that LUNAR_BASE_URL names."
 
 REPORT_LINES = (
-    re.compile(r"^Time to first token: +\d+ ms$", re.M),
+    re.compile(r"^Time to first token: +\d+ ms \(thinking\)$", re.M),
+    re.compile(r"^First answer token: +\d+ ms$", re.M),
     re.compile(r"^Tokens/s: +\d+\.\d \(output tokens from usage\)$", re.M),
     re.compile(r"^Served model: +gpt-4o-mini$", re.M),
-    re.compile(r"^Usage: +\d+ input \+ \d+ output = \d+ tokens$", re.M),
+    re.compile(
+        r"^Usage: +\d+ input \+ \d+ output = \d+ tokens \(\d+ of the output thinking\)$", re.M
+    ),
     re.compile(r"^Cost: +\$\d+\.\d{6}$", re.M),
 )
 
 
-def test_offline_run_streams_the_story_then_the_report(capsys: pytest.CaptureFixture[str]) -> None:
+def test_offline_run_streams_the_thinking_then_the_story_then_the_report(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     assert main(["--offline", "--token-delay", "0"]) == 0
 
     out, err = capsys.readouterr()
     assert err == ""
-    assert out.splitlines()[0].startswith("Using a local Lunar-compatible server at http://")
-    story_end = out.index(OFFLINE_STORY) + len(OFFLINE_STORY)
-    position = story_end
+    lines = out.splitlines()
+    assert lines[0].startswith("Using a local Lunar-compatible server at http://")
+    # Not a terminal (captured): the thinking is labelled, not dimmed, and apart from the story.
+    assert lines[1:5] == ["", f"Thinking: {OFFLINE_THINKING}", "", OFFLINE_STORY]
+    assert "\x1b" not in out
+    position = out.index(OFFLINE_STORY) + len(OFFLINE_STORY)
     for line in REPORT_LINES:
         match = line.search(out, position)
         assert match is not None, f"{line.pattern!r} not found after the story in:\n{out}"
         position = match.end()
+
+
+def _run_on_a_terminal(*args: str, env: dict[str, str]) -> tuple[int, str]:
+    """Run ``python -m langchain_lunar args`` with stdout on a pseudo-terminal."""
+    pty = pytest.importorskip("pty")
+    master, slave = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "langchain_lunar", *args],
+        stdout=slave,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    os.close(slave)
+    output = b""
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the demo has exited and the terminal is closed
+            break
+        if not data:
+            break
+        output += data
+    os.close(master)
+    # The terminal turns each "\n" into "\r\n".
+    return process.wait(timeout=30), output.decode().replace("\r\n", "\n")
+
+
+def _offline_env(**extra: str) -> dict[str, str]:
+    unset = ("LUNAR_API_KEY", "LUNAR_BASE_URL", "NO_COLOR")
+    return {**{k: v for k, v in os.environ.items() if k not in unset}, **extra}
+
+
+def test_on_a_terminal_the_thinking_is_dimmed_and_the_story_is_not() -> None:
+    code, out = _run_on_a_terminal("--offline", "--token-delay", "0", env=_offline_env())
+
+    assert code == 0
+    assert f"\n\n{DIM}Thinking: {OFFLINE_THINKING}{RESET}\n\n{OFFLINE_STORY}\n" in out
+    assert out.count("\x1b") == 2  # nothing else is coloured
+
+
+def test_no_color_keeps_a_terminal_plain() -> None:
+    code, out = _run_on_a_terminal(
+        "--offline", "--token-delay", "0", env=_offline_env(NO_COLOR="1")
+    )
+
+    assert code == 0
+    assert f"\n\nThinking: {OFFLINE_THINKING}\n\n{OFFLINE_STORY}\n" in out
+    assert "\x1b" not in out
+
+
+def test_a_stream_broken_while_thinking_leaves_the_terminal_undimmed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("LUNAR_API_KEY", raising=False)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    with LocalLunarServer(reply="Never reached.", reasoning="One two three four five") as server:
+        server.script(Fault.disconnect(after=3))  # three pieces of thinking, then gone
+        monkeypatch.setenv("LUNAR_BASE_URL", server.base_url)
+
+        assert main([]) == 1
+
+    out, err = capsys.readouterr()
+    assert out.endswith(f"\n\n{DIM}Thinking: One two three{RESET}\n")
+    assert "Never reached" not in out
+    assert err.startswith("error: ")
 
 
 def test_without_base_url_or_key_it_uses_its_own_local_server(
@@ -71,6 +152,12 @@ def test_lunar_base_url_without_a_key_streams_from_that_server(
     )
     assert ENV_SERVER_STORY in out
     assert OFFLINE_STORY not in out
+    # A model that does not think: no thinking, and the first token is the story's.
+    assert "Thinking" not in out
+    assert out.splitlines()[2] == ENV_SERVER_STORY
+    assert re.search(r"^Time to first token: +\d+ ms$", out, re.M)
+    assert "First answer token" not in out
+    assert re.search(r"^Usage: +\d+ input \+ \d+ output = \d+ tokens$", out, re.M)
     assert [(r.method, r.path, r.model) for r in requests] == [
         ("POST", "/v1/chat/completions", "demo-model")
     ]
@@ -172,7 +259,8 @@ def test_python_dash_m_runs_offline() -> None:
     )
 
     assert result.returncode == 0, result.stderr
-    assert OFFLINE_STORY in result.stdout
+    assert f"Thinking: {OFFLINE_THINKING}\n\n{OFFLINE_STORY}\n" in result.stdout
+    assert "\x1b" not in result.stdout  # a pipe is not a terminal
     assert "Cost:" in result.stdout
 
 

@@ -1,17 +1,23 @@
-"""LunarStreamHandler: a run's chunk/content/done/error events for functions or async iteration."""
+"""LunarStreamHandler: a run's chunk/reasoning/content/done/error events, for functions or async
+iteration."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 from typing import Any
+from uuid import uuid4
 
 import httpx
 import pytest
+from langchain_core.caches import InMemoryCache
+from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.output_parsers import StrOutputParser
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, LLMResult
 from langchain_core.prompts import ChatPromptTemplate
 
-from langchain_lunar import LunarError, LunarStreamHandler, StreamEvent
+from langchain_lunar import ChatLunar, LunarError, LunarStreamHandler, StreamEvent
+from langchain_lunar.testing import LocalLunarServer
 
 from .helpers import Recorder, chunk, mock_model, sse, text_stream, usage_chunk
 
@@ -155,3 +161,172 @@ def test_invoke_streams_under_the_handler() -> None:
     assert recorder.last_json["stream"] is True
     assert pieces == TOKENS
     assert message.content == "".join(TOKENS)
+
+
+# --- reasoning ----------------------------------------------------------------------------
+
+THOUGHTS = ["Grey", " rock,", " no air."]
+THINKING = "".join(THOUGHTS)
+ANSWER = ["Dust", " and", " basalt."]
+
+
+def thinking_stream() -> bytes:
+    """Thinking in three deltas, the last of them also carrying the first answer token."""
+    first = chunk("", role="assistant")
+    first["model"] = "deepseek-reasoner"
+    return sse(
+        first,
+        chunk(reasoning_content=THOUGHTS[0]),
+        chunk(reasoning_content=THOUGHTS[1]),
+        chunk(ANSWER[0], reasoning_content=THOUGHTS[2]),
+        *(chunk(t) for t in ANSWER[1:]),
+        chunk(finish="stop"),
+        usage_chunk(completion=6, completion_tokens_details={"reasoning_tokens": 3}),
+    )
+
+
+def test_reasoning_reaches_on_reasoning_and_never_the_text() -> None:
+    calls: list[tuple[str, str, str]] = []
+    done: list[tuple[str, StreamEvent]] = []
+    handler = LunarStreamHandler(
+        on_reasoning=lambda piece, accumulated: calls.append(("reasoning", piece, accumulated)),
+        on_content=lambda content, accumulated: calls.append(("content", content, accumulated)),
+        on_done=lambda text, event: done.append((text, event)),
+    )
+    mock_model(Recorder(thinking_stream())).invoke("hi", config={"callbacks": [handler]})
+    assert calls == [
+        ("reasoning", "Grey", "Grey"),
+        ("reasoning", " rock,", "Grey rock,"),
+        ("reasoning", " no air.", THINKING),  # the mixed delta: its reasoning first
+        ("content", "Dust", "Dust"),
+        ("content", " and", "Dust and"),
+        ("content", " basalt.", "Dust and basalt."),
+    ]
+    ((text, event),) = done
+    assert text == event.text == "Dust and basalt."
+    assert event.reasoning_text == THINKING
+    assert event.reasoning == ""
+    assert event.usage is not None
+    assert event.usage.get("output_token_details") == {"reasoning": 3}
+
+
+async def test_reasoning_events_in_order_and_apart_from_content_events() -> None:
+    handler = LunarStreamHandler()
+    async for _ in mock_model(Recorder(thinking_stream())).astream(
+        "hi", config={"callbacks": [handler]}
+    ):
+        pass
+    events = [event async for event in handler.events()]
+    assert [e.kind for e in events] == (
+        ["chunk", "reasoning"] * 3 + ["chunk", "content"] * 3 + ["chunk", "done"]
+    )
+    reasoning = [e for e in events if e.kind == "reasoning"]
+    assert [(e.reasoning, e.reasoning_text) for e in reasoning] == [
+        ("Grey", "Grey"),
+        (" rock,", "Grey rock,"),
+        (" no air.", THINKING),
+    ]
+    # Code that joins every event's content, whatever its kind, still gets only the answer.
+    assert "".join(e.content for e in events) == "Dust and basalt."
+    assert all(e.text == "" and e.content == "" for e in reasoning)
+    assert all(e.reasoning == e.reasoning_text == "" for e in events if e.kind == "content")
+    assert events[-1].reasoning_text == THINKING
+    assert events[-1].text == "Dust and basalt."
+
+
+def test_output_version_v1_counts_each_piece_of_thinking_once() -> None:
+    # v1 chunks carry the thinking twice: in additional_kwargs and as a reasoning block.
+    pieces: list[str] = []
+    done: list[StreamEvent] = []
+    handler = LunarStreamHandler(
+        on_reasoning=lambda piece, accumulated: pieces.append(piece),
+        on_done=lambda text, event: done.append(event),
+    )
+    model = mock_model(Recorder(thinking_stream()), output_version="v1")
+    model.invoke("hi", config={"callbacks": [handler]})
+    assert pieces == THOUGHTS
+    assert done[0].reasoning_text == THINKING
+    assert done[0].text == "Dust and basalt."
+
+
+def test_thinking_content_blocks_of_other_models_are_reasoning() -> None:
+    # ChatAnthropic streams thinking as content blocks, with no reasoning_content.
+    seen: list[tuple[str, str, str]] = []
+    done: list[StreamEvent] = []
+    handler = LunarStreamHandler(
+        on_reasoning=lambda piece, accumulated: seen.append(("reasoning", piece, accumulated)),
+        on_content=lambda content, accumulated: seen.append(("content", content, accumulated)),
+        on_done=lambda text, event: done.append(event),
+    )
+    run_id = uuid4()
+    blocks: list[list[Any]] = [
+        [{"type": "thinking", "thinking": "Hm,", "index": 0}],
+        [{"type": "thinking", "thinking": " grey.", "index": 0, "signature": "s"}],
+        [{"type": "text", "text": "Grey.", "index": 1}],
+    ]
+    handler.on_chat_model_start({}, [[]], run_id=run_id)
+    for content in blocks:
+        message = AIMessageChunk(content=content)
+        handler.on_llm_new_token("", chunk=ChatGenerationChunk(message=message), run_id=run_id)
+    final = AIMessage(
+        content=[{"type": "thinking", "thinking": "Hm, grey."}, {"type": "text", "text": "Grey."}]
+    )
+    handler.on_llm_end(LLMResult(generations=[[ChatGeneration(message=final)]]), run_id=run_id)
+    assert seen == [
+        ("reasoning", "Hm,", "Hm,"),
+        ("reasoning", " grey.", "Hm, grey."),
+        ("content", "Grey.", "Grey."),
+    ]
+    assert done[0].reasoning_text == "Hm, grey."
+    assert done[0].text == "Grey."
+
+
+def test_an_answer_from_the_cache_has_its_thinking_on_done() -> None:
+    done: list[StreamEvent] = []
+    pieces: list[str] = []
+    handler = LunarStreamHandler(
+        on_reasoning=lambda piece, accumulated: pieces.append(piece),
+        on_done=lambda text, event: done.append(event),
+    )
+    recorder = Recorder(thinking_stream())
+    model = mock_model(recorder, cache=InMemoryCache())
+    for _ in range(2):
+        model.invoke("hi", config={"callbacks": [handler]})
+    assert len(recorder.requests) == 1  # the second answer came from the cache, unstreamed
+    assert pieces == THOUGHTS  # streamed by the first run only
+    assert [e.reasoning_text for e in done] == [THINKING, THINKING]
+
+
+def test_a_local_reasoning_model_over_tcp() -> None:
+    handler = LunarStreamHandler()
+    with LocalLunarServer(reply="Basalt.", reasoning=True) as server:
+        model = ChatLunar(model="m", api_key="k", base_url=server.base_url)
+
+        async def run() -> list[StreamEvent]:
+            await model.ainvoke("Why grey?", config={"callbacks": [handler]})
+            return [event async for event in handler.events()]
+
+        events = asyncio.run(run())
+    thinking = "The user wrote: “Why grey?”. Time to answer."
+    reasoning = [e for e in events if e.kind == "reasoning"]
+    assert len(reasoning) > 1  # piece by piece, as it streamed
+    assert reasoning[-1].reasoning_text == thinking
+    assert [e.content for e in events if e.kind == "content"] == ["Basalt."]
+    last_reasoning = max(i for i, e in enumerate(events) if e.kind == "reasoning")
+    first_content = min(i for i, e in enumerate(events) if e.kind == "content")
+    assert last_reasoning < first_content
+    assert (events[-1].kind, events[-1].text, events[-1].reasoning_text) == (
+        "done",
+        "Basalt.",
+        thinking,
+    )
+
+
+def test_an_error_while_thinking_reaches_on_error_and_no_thinking_is_left_over() -> None:
+    errors: list[BaseException] = []
+    handler = LunarStreamHandler(on_error=errors.append)
+    body = sse(chunk(reasoning_content="Hm"), '{"error": {"message": "gone", "code": 500}}')
+    with pytest.raises(LunarError):
+        mock_model(Recorder(body)).invoke("hi", config={"callbacks": [handler]})
+    assert len(errors) == 1
+    assert handler._reasonings == {}

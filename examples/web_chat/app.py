@@ -4,15 +4,20 @@
     python examples/web_chat/app.py [--port 8000] [--host 127.0.0.1]
 
 With ``LUNAR_API_KEY`` set it asks Lunar (``LUNAR_MODEL`` picks the model, default
-gpt-4o-mini); without one it starts a local Lunar-compatible server that plays the model, so
-the page works offline.
+gpt-4o-mini); without one it starts a local Lunar-compatible server that plays a reasoning
+model, so the page works offline and shows its thinking.
 
 ``POST /chat`` takes ``{"prompt": "..."}`` and answers with Server-Sent Events, forwarded from a
 ``LunarStreamHandler`` watching the LCEL chain. Every ``data:`` payload is JSON:
 
-    event: token   data: " piece"                  (a JSON string: the new text)
-    event: done    data: {"model", "input_tokens", "output_tokens", "total_tokens", "cost_usd"}
-    event: error   data: {"message": "..."}
+    event: reasoning  data: " piece"     (a JSON string: the new piece of the model's thinking)
+    event: token      data: " piece"     (a JSON string: the new text of the answer)
+    event: done       data: {"model", "input_tokens", "output_tokens", "reasoning_tokens",
+                             "total_tokens", "cost_usd"}
+    event: error      data: {"message": "..."}
+
+A reasoning model's ``reasoning`` events come before the answer's ``token`` events; the page
+shows them in a "Thinking" panel above the answer, never in it.
 
 When the browser goes away (its Stop button aborts the fetch), the chain's task is cancelled,
 which closes the HTTP request to Lunar at once, so nobody pays for tokens no one reads.
@@ -62,6 +67,14 @@ OFFLINE_REPLY = (
 )
 """What the local server answers offline: about 150 words, so streaming is easy to watch."""
 
+OFFLINE_THINKING = (
+    "The question is why the Moon looks grey. The short answer is its surface: regolith, "
+    "crushed basalt and anorthosite that reflect little sunlight. Then the dark maria against "
+    "the brighter highlands, the faint colours seen up close, and why from Earth it all blends "
+    "into one grey."
+)
+"""What the local server thinks before every answer offline, as a reasoning model does."""
+
 
 def create_app(model: ChatLunar) -> Starlette:
     """The chat app: ``GET /`` serves the page, ``POST /chat`` streams an answer from ``model``."""
@@ -108,7 +121,9 @@ async def answer_events(
     reported = False
     try:
         async for event in handler.events():
-            if event.kind == "content":
+            if event.kind == "reasoning":
+                yield sse("reasoning", event.reasoning)
+            elif event.kind == "content":
                 yield sse("token", event.content)
             elif event.kind == "done":
                 reported = True
@@ -164,11 +179,12 @@ def sse(event: str, data: Any) -> str:
 
 def usage_summary(event: StreamEvent) -> dict[str, Any]:
     """The ``done`` event's payload: which model served and what it cost."""
-    usage = event.usage or {}
+    usage: dict[str, Any] = dict(event.usage or {})
     return {
         "model": event.model,
         "input_tokens": usage.get("input_tokens"),
         "output_tokens": usage.get("output_tokens"),
+        "reasoning_tokens": (usage.get("output_token_details") or {}).get("reasoning"),
         "total_tokens": usage.get("total_tokens"),
         "cost_usd": event.cost_usd,
     }
@@ -183,14 +199,17 @@ def public_message(error: BaseException | None, secret: str | None) -> str:
 
 @contextlib.contextmanager
 def chat_model() -> Iterator[ChatLunar]:
-    """Lunar when ``LUNAR_API_KEY`` is set, else a local server that lives as long as this."""
+    """Lunar when ``LUNAR_API_KEY`` is set, else a local server that lives as long as this and
+    plays a reasoning model: it thinks ``OFFLINE_THINKING``, then answers ``OFFLINE_REPLY``."""
     model_name = os.environ.get("LUNAR_MODEL", "gpt-4o-mini")
     if os.environ.get("LUNAR_API_KEY"):
         model = ChatLunar(model=model_name)
         print(f"Using Lunar at {model.base_url} with model {model_name}.")
         yield model
         return
-    with LocalLunarServer(reply=OFFLINE_REPLY, token_delay=0.03) as server:
+    with LocalLunarServer(
+        reply=OFFLINE_REPLY, reasoning=OFFLINE_THINKING, token_delay=0.03
+    ) as server:
         print(
             f"LUNAR_API_KEY is not set: using a local Lunar-compatible server at {server.base_url}."
         )
