@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         RateLimitError,
         ServerError,
         ServiceUnavailableError,
+        StreamChunkTimeoutError,
         StreamInterruptedError,
         UnprocessableEntityError,
     )
@@ -60,6 +61,7 @@ _EXPORTS = {
     "RateLimitError": _EXCEPTIONS,
     "ServerError": _EXCEPTIONS,
     "ServiceUnavailableError": _EXCEPTIONS,
+    "StreamChunkTimeoutError": _EXCEPTIONS,
     "StreamInterruptedError": _EXCEPTIONS,
     "UnprocessableEntityError": _EXCEPTIONS,
 }
@@ -83,6 +85,7 @@ __all__ = [
     "RateLimitError",
     "ServerError",
     "ServiceUnavailableError",
+    "StreamChunkTimeoutError",
     "StreamEvent",
     "StreamInterruptedError",
     "UnprocessableEntityError",

@@ -20,6 +20,7 @@ LunarError
 │       └── GatewayTimeoutError      504
 ├── APIConnectionError           the server could not be reached, or the connection broke
 │   └── APITimeoutError
+│       └── StreamChunkTimeoutError  no data event within stream_chunk_timeout
 ├── MalformedResponseError       the server broke the protocol (a line that is not JSON, ...)
 └── StreamInterruptedError       a failure after tokens had already reached the caller
 ```
@@ -57,6 +58,7 @@ __all__ = [
     "RateLimitError",
     "ServerError",
     "ServiceUnavailableError",
+    "StreamChunkTimeoutError",
     "StreamInterruptedError",
     "UnprocessableEntityError",
 ]
@@ -163,6 +165,24 @@ class APIConnectionError(LunarError, ModelConnectionError):
 
 class APITimeoutError(APIConnectionError, ModelTimeoutError):
     """The connect timeout, or the read timeout while waiting for the next bytes, ran out."""
+
+
+class StreamChunkTimeoutError(APITimeoutError):
+    """No data event of a stream arrived within ``stream_chunk_timeout`` seconds.
+
+    Keep-alive comments do not count: a gateway sends them while the model is silent. Before the
+    first chunk has reached the caller it is retried like any timeout (then the fallbacks are
+    asked); after it, it is the ``__cause__`` of a ``StreamInterruptedError``.
+
+    Attributes:
+        timeout: The ``stream_chunk_timeout`` that ran out, in seconds.
+        model: The model that went silent.
+    """
+
+    def __init__(self, message: str, *, timeout: float, model: str) -> None:
+        self.timeout = timeout
+        self.model = model
+        super().__init__(message)
 
 
 class MalformedResponseError(LunarError, ModelAPIError):

@@ -67,6 +67,51 @@ def to_lunar_messages(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
     return converted
 
 
+ReturnedReasoning = tuple[tuple[int, str, dict[str, Any]], ...]
+"""``(ordinal among the assistant messages, model that produced it, fields to send back)``."""
+
+REASONING_FIELDS = ("reasoning_content", "reasoning_details")
+"""The fields of an assistant message that carry its reasoning back to its model."""
+
+
+def reasoning_to_return(messages: Sequence[BaseMessage]) -> ReturnedReasoning:
+    """The reasoning that assistant messages with tool calls must send back, and to whom.
+
+    DeepSeek's thinking mode and OpenRouter require a tool-calling turn's reasoning back on
+    its assistant message; other servers may refuse the unknown fields with a 400. So each is
+    returned only to the model that produced it (its ``response_metadata["model_name"]``).
+    """
+    returned = []
+    assistant_messages = [m for m in messages if _is_assistant(m)]
+    for ordinal, message in enumerate(assistant_messages):
+        if not isinstance(message, AIMessage) or not message.tool_calls:
+            continue
+        served = message.response_metadata.get("model_name")
+        fields = {
+            name: message.additional_kwargs[name]
+            for name in REASONING_FIELDS
+            if message.additional_kwargs.get(name)
+        }
+        if isinstance(served, str) and fields:
+            returned.append((ordinal, served, fields))
+    return tuple(returned)
+
+
+def with_reasoning_for(
+    model: str, converted: list[dict[str, Any]], returned: ReturnedReasoning
+) -> list[dict[str, Any]]:
+    """``converted`` with the reasoning that ``model`` produced put back on its messages."""
+    mine = {ordinal: fields for ordinal, served, fields in returned if served == model}
+    if not mine:
+        return converted
+    patched = list(converted)
+    assistant_indices = [i for i, message in enumerate(converted) if message["role"] == "assistant"]
+    for ordinal, fields in mine.items():
+        index = assistant_indices[ordinal]
+        patched[index] = {**patched[index], **fields}
+    return patched
+
+
 def _is_assistant(message: BaseMessage) -> bool:
     return isinstance(message, AIMessage) or (
         isinstance(message, ChatMessage) and message.role == "assistant"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.messages import AIMessage, InvalidToolCall, ToolCall
@@ -25,9 +26,19 @@ COST_FIELDS = (
 )
 
 
-_TOKEN_COUNTS = ("prompt_tokens", "completion_tokens", "total_tokens")
+_TOKEN_COUNTS = (
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    # DeepSeek's cache counts, and Anthropic's as gateways relay them.
+    "prompt_cache_hit_tokens",
+    "prompt_cache_miss_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+)
 _TOKEN_DETAILS = (
     ("prompt_tokens_details", "cached_tokens"),
+    ("prompt_tokens_details", "cache_creation_tokens"),
     ("completion_tokens_details", "reasoning_tokens"),
 )
 
@@ -86,13 +97,30 @@ def usage_to_metadata(usage: Mapping[str, Any]) -> UsageMetadata:
         output_tokens=output_tokens,
         total_tokens=usage.get("total_tokens") or input_tokens + output_tokens,
     )
-    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
-    if cached is not None:
-        metadata["input_token_details"] = InputTokenDetails(cache_read=cached)
+    prompt_details = usage.get("prompt_tokens_details") or {}
+    input_details = InputTokenDetails()
+    cache_read = _first_count(
+        prompt_details.get("cached_tokens"),
+        usage.get("prompt_cache_hit_tokens"),
+        usage.get("cache_read_input_tokens"),
+    )
+    if cache_read is not None:
+        input_details["cache_read"] = cache_read
+    cache_creation = _first_count(
+        usage.get("cache_creation_input_tokens"), prompt_details.get("cache_creation_tokens")
+    )
+    if cache_creation is not None:
+        input_details["cache_creation"] = cache_creation
+    if input_details:
+        metadata["input_token_details"] = input_details
     reasoning = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens")
     if reasoning is not None:
         metadata["output_token_details"] = OutputTokenDetails(reasoning=reasoning)
     return metadata
+
+
+def _first_count(*counts: int | None) -> int | None:
+    return next((count for count in counts if count is not None), None)
 
 
 def response_metadata(
@@ -143,32 +171,111 @@ def completion_to_result(
     if type(message) is not dict:
         raise ShapeError("a choice without a message object")
     content = check_optional_str(message.get("content"), "a message.content")
+    extras = message_fields(message, streamed=False)
+    logprobs = check_logprobs(choice.get("logprobs"))
     raw_calls = message.get("tool_calls")
     if raw_calls is not None and type(raw_calls) is not list:
         raise ShapeError("message.tool_calls that is not a list")
     tool_calls, invalid_tool_calls = parse_tool_calls(raw_calls or [])
     usage = check_usage(payload.get("usage"))
     finish_reason = check_optional_str(choice.get("finish_reason"), "a finish_reason")
+    metadata = response_metadata(
+        model_name=check_optional_str(payload.get("model"), "a model") or requested_model,
+        finish_reason=finish_reason,
+        system_fingerprint=check_optional_str(
+            payload.get("system_fingerprint"), "a system_fingerprint"
+        ),
+        usage=usage,
+        failed_attempts=failed_attempts,
+    )
+    if logprobs is not None:
+        metadata["logprobs"] = logprobs
     ai_message = AIMessage(
         content=content or "",
+        additional_kwargs={**extras.reasoning_kwargs, **extras.kwargs},
         id=check_optional_str(payload.get("id"), "an id"),
         tool_calls=tool_calls,
         invalid_tool_calls=invalid_tool_calls,
         usage_metadata=usage_to_metadata(usage) if usage else None,
-        response_metadata=response_metadata(
-            model_name=check_optional_str(payload.get("model"), "a model") or requested_model,
-            finish_reason=finish_reason,
-            system_fingerprint=check_optional_str(
-                payload.get("system_fingerprint"), "a system_fingerprint"
-            ),
-            usage=usage,
-            failed_attempts=failed_attempts,
-        ),
+        response_metadata=metadata,
     )
     generation_info = {"finish_reason": finish_reason} if finish_reason else None
     return ChatResult(
         generations=[ChatGeneration(message=ai_message, generation_info=generation_info)]
     )
+
+
+# Fields of a delta (or message) that become parts of the chunk (or message) themselves.
+_MAPPED_FIELDS = frozenset(
+    {
+        "role",
+        "content",
+        "tool_calls",
+        "reasoning_content",
+        "reasoning",
+        "reasoning_details",
+        "refusal",
+        "annotations",
+    }
+)
+UNMAPPED_KEY = "unmapped_fields"
+"""``additional_kwargs`` key of the fields ChatLunar does not map: a list with one object per
+chunk (or message) that had any, ``{"delta": {...}}`` or ``{"message": {...}}``. A list, so
+that langchain-core's chunk addition appends them whatever their types."""
+
+
+@dataclass(slots=True)
+class MessageFields:
+    """The checked parts of one delta or message beyond its text and tool calls."""
+
+    reasoning: str | None = None
+    """Reasoning text, from ``reasoning_content`` or ``reasoning``."""
+    reasoning_kwargs: dict[str, Any] = field(default_factory=dict)
+    """What goes in the reasoning chunk's ``additional_kwargs``."""
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    """What goes in the main chunk's ``additional_kwargs``: refusal, annotations, the rest."""
+
+
+def message_fields(body: dict[str, Any], *, streamed: bool) -> MessageFields:
+    """Check and sort the fields of a delta (``streamed``) or message beyond text and tool
+    calls; raises ``ShapeError`` for a mapped field of the wrong type."""
+    fields = MessageFields()
+    where = "delta" if streamed else "message"
+    reasoning = check_optional_str(body.get("reasoning_content"), f"a {where}.reasoning_content")
+    other = check_optional_str(body.get("reasoning"), f"a {where}.reasoning")
+    unmapped = {name: value for name, value in body.items() if name not in _MAPPED_FIELDS}
+    if reasoning is None:
+        reasoning = other
+    elif other is not None and other != reasoning:
+        unmapped["reasoning"] = other  # both names, different texts: keep the second as sent
+    if reasoning:
+        fields.reasoning = reasoning
+        fields.reasoning_kwargs["reasoning_content"] = reasoning
+    details = body.get("reasoning_details")
+    if details is not None:
+        if type(details) is not list:
+            raise ShapeError(f"a {where}.reasoning_details that is not a list")
+        if details:
+            fields.reasoning_kwargs["reasoning_details"] = details
+    refusal = check_optional_str(body.get("refusal"), f"a {where}.refusal")
+    if refusal:
+        fields.kwargs["refusal"] = refusal
+    annotations = body.get("annotations")
+    if annotations is not None:
+        if type(annotations) is not list:
+            raise ShapeError(f"a {where}.annotations that is not a list")
+        if annotations:
+            fields.kwargs["annotations"] = annotations
+    if unmapped:
+        fields.kwargs[UNMAPPED_KEY] = [{where: unmapped}]
+    return fields
+
+
+def check_logprobs(logprobs: Any) -> dict[str, Any] | None:
+    """A choice's ``logprobs`` if it is an object or null; raises ``ShapeError`` otherwise."""
+    if logprobs is None or type(logprobs) is dict:
+        return logprobs
+    raise ShapeError(f"logprobs that is not an object ({type(logprobs).__name__})")
 
 
 def check_tool_call(raw: Any, *, streamed: bool) -> tuple[Any, str | None, str | None, str | None]:

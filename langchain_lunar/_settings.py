@@ -11,6 +11,7 @@ sent; one that names no field goes into the request body as it is.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
@@ -19,7 +20,7 @@ import httpx
 from langchain_core.messages import BaseMessage
 from pydantic import ConfigDict, SecretStr, TypeAdapter, ValidationError
 
-from langchain_lunar._messages import to_lunar_messages
+from langchain_lunar._messages import reasoning_to_return, to_lunar_messages, with_reasoning_for
 from langchain_lunar._retry import RetrySettings
 from langchain_lunar._secrets import MASK, MaskedHeaders, masked_headers, secrets_of
 from langchain_lunar._transport import CompletionRequest
@@ -49,6 +50,7 @@ CALL_SETTINGS = frozenset(
         "api_key",
         "base_url",
         "timeout",
+        "stream_chunk_timeout",
         "default_headers",
         "stream_usage",
         "model_kwargs",
@@ -104,7 +106,10 @@ def resolve_call(
     body.update(call)
     if body.get("n", 1) != 1:
         raise ValueError(f"ChatLunar asks for one answer per request; remove n={body['n']!r}.")
-    body["messages"] = to_lunar_messages(messages)
+    returned_reasoning = reasoning_to_return(messages)
+    body["messages"] = with_reasoning_for(
+        body["model"], to_lunar_messages(messages), returned_reasoning
+    )
     if stream:
         body["stream"] = True
         if settings.get("stream_usage", llm.stream_usage):
@@ -126,6 +131,7 @@ def resolve_call(
             headers.update({name.lower(): value for name, value in extra.items()})
     base_url: str = settings.get("base_url", llm.base_url)
     timeout = settings.get("timeout", llm.timeout)
+    chunk_timeout = settings.get("stream_chunk_timeout", llm.stream_chunk_timeout)
     request = CompletionRequest(
         url=f"{base_url}/chat/completions",
         headers=headers,
@@ -133,6 +139,9 @@ def resolve_call(
         timeout=as_timeout(timeout),
         model=body["model"],
         secrets=secrets_of(secret, headers),
+        returned_reasoning=returned_reasoning,
+        # 0 turns it off too, as None cannot per call (None there means the model's setting).
+        stream_chunk_timeout=chunk_timeout if chunk_timeout and chunk_timeout < math.inf else None,
     )
     retry = RetrySettings(**{name: settings.get(name, getattr(llm, name)) for name in RETRY_FIELDS})
     return ResolvedCall(request, retry, [request.model, *settings.get("fallbacks", llm.fallbacks)])

@@ -34,8 +34,10 @@ from langchain_lunar._fast_chunks import text_chunk
 from langchain_lunar._json import loads
 from langchain_lunar._responses import (
     ShapeError,
+    check_logprobs,
     check_tool_call,
     check_usage,
+    message_fields,
     response_metadata,
     usage_to_metadata,
 )
@@ -56,11 +58,13 @@ class StreamAssembler:
         "_failed_attempts",
         "_fingerprint",
         "_id",
+        "_pending_logprobs",
         "_requested_model",
         "_secrets",
         "_served_model",
         "_texts",
         "_usage",
+        "data_events",
         "done",
         "finish_reason",
     )
@@ -80,8 +84,10 @@ class StreamAssembler:
         self._fingerprint: str | None = None
         self._id: str | None = None
         self._usage: dict[str, Any] | None = None
+        self._pending_logprobs: dict[str, Any] | None = None
         self._texts: list[str] = []
         self._delivered = False
+        self.data_events = 0  # decoded so far; comments are none (transports time stalls by it)
         self.done = False
         self.finish_reason: str | None = None
 
@@ -101,7 +107,9 @@ class StreamAssembler:
         Lazily: each chunk is handed out before the next event is read, so an error event
         later in the same bytes finds the earlier chunks delivered, and only those.
         """
-        return self._chunks_of(self._decoder.feed(data))
+        events = self._decoder.feed(data)
+        self.data_events += len(events)
+        return self._chunks_of(events)
 
     def close(self) -> Iterator[ChatGenerationChunk]:
         """The body has ended: yield what was still pending, then the final chunk."""
@@ -110,12 +118,16 @@ class StreamAssembler:
 
     def _chunks_of(self, events: list[ServerSentEvent]) -> Iterator[ChatGenerationChunk]:
         for event in events:
-            chunk = self.on_event(event)
-            if chunk is not None:
-                yield chunk
+            emitted = self.on_event(event)
+            if emitted is None:
+                continue
+            if isinstance(emitted, tuple):  # a delta with reasoning and more
+                yield from emitted
+            else:
+                yield emitted
 
-    def on_event(self, event: ServerSentEvent) -> ChatGenerationChunk | None:
-        """Handle one event; return the chunk to emit, if it carries anything."""
+    def on_event(self, event: ServerSentEvent) -> _Emitted:
+        """Handle one event; return the chunk (or chunks, in order) to emit, if any."""
         data = event.data
         if self.done:
             logger.warning("Ignoring an event the server sent after [DONE]: %.300r", data)
@@ -140,7 +152,7 @@ class StreamAssembler:
         # Raised outside the handler: fail() sets the cause chain that users see.
         raise self.fail(self._malformed(wrong, data))
 
-    def _on_chunk(self, payload: dict[str, Any]) -> ChatGenerationChunk | None:
+    def _on_chunk(self, payload: dict[str, Any]) -> _Emitted:
         """One ``chat.completion.chunk``; raises ``ShapeError`` for a field of the wrong type.
 
         Every field is checked before anything of the event is kept or emitted, so an event
@@ -159,7 +171,7 @@ class StreamAssembler:
         if usage is not None:
             usage = check_usage(usage)
 
-        delta = reason = None
+        delta = reason = logprobs = None
         choices = payload.get("choices")
         if choices:
             if type(choices) is not list:
@@ -180,21 +192,22 @@ class StreamAssembler:
             delta = choice.get("delta")
             if delta is not None and type(delta) is not dict:
                 raise ShapeError(f"a delta that is not an object ({type(delta).__name__})")
+            logprobs = choice.get("logprobs")
+            if logprobs is not None:
+                logprobs = check_logprobs(logprobs)
         elif choices is not None and choices != []:
             raise ShapeError(f"choices that is not a list ({type(choices).__name__})")
 
         content: str | None = None
-        raw_tool_calls: Any = None
-        fragments: list[ToolCallChunk] = []
+        rich: _RichDelta | None = None
         if delta:
             content = delta.get("content")
             if content is not None and type(content) is not str:
                 raise ShapeError(f"a delta.content that is not a string ({type(content).__name__})")
-            raw_tool_calls = delta.get("tool_calls")
-            if raw_tool_calls is not None:
-                if type(raw_tool_calls) is not list:
-                    raise ShapeError("delta.tool_calls that is not a list")
-                fragments = [_tool_call_chunk(raw) for raw in raw_tool_calls]
+            if len(delta) > 1 or content is None or logprobs is not None:
+                rich = _RichDelta(delta, content, logprobs)
+        elif logprobs is not None:
+            rich = _RichDelta({}, None, logprobs)
 
         # The whole event is well formed: keep what describes the answer.
         if self._id is None:
@@ -208,17 +221,45 @@ class StreamAssembler:
             self._usage = usage
         if reason:
             self.finish_reason = reason
-        if not raw_tool_calls:
+        if rich is None:
             if not content:
-                return None  # the role-only opening chunk, or an empty delta: nothing to deliver
+                return None  # an empty delta: nothing to deliver
             self._texts.append(content)
             self._delivered = True
             return text_chunk(content, self._id)  # the per-token path: no validation
-        if content:
-            self._texts.append(content)
+        return self._rich_chunks(rich)
+
+    def _rich_chunks(self, rich: _RichDelta) -> _Emitted:
+        """The chunks of a delta with more than text: its reasoning first, then the rest."""
+        chunks: list[ChatGenerationChunk] = []
+        fields = rich.fields
+        if fields.reasoning_kwargs:
+            reasoning = AIMessageChunk(
+                content="", id=self._id, additional_kwargs=fields.reasoning_kwargs
+            )
+            chunks.append(ChatGenerationChunk(message=reasoning))
+        logprobs = rich.logprobs
+        if self._pending_logprobs is not None:  # of events that had nothing else to carry
+            logprobs = _joined_logprobs(self._pending_logprobs, logprobs or {})
+            self._pending_logprobs = None
+        content = rich.content
+        if content or rich.tool_call_chunks or fields.kwargs:
+            message = AIMessageChunk(
+                content=content or "",
+                id=self._id,
+                tool_call_chunks=rich.tool_call_chunks,
+                additional_kwargs=fields.kwargs,
+                response_metadata={"logprobs": logprobs} if logprobs is not None else {},
+            )
+            chunks.append(ChatGenerationChunk(message=message))
+            if content:
+                self._texts.append(content)
+        elif logprobs is not None:
+            self._pending_logprobs = logprobs
+        if not chunks:
+            return None
         self._delivered = True
-        message = AIMessageChunk(content=content or "", id=self._id, tool_call_chunks=fragments)
-        return ChatGenerationChunk(message=message)
+        return chunks[0] if len(chunks) == 1 else tuple(chunks)
 
     def finish(self) -> ChatGenerationChunk:
         """The final chunk, once the body has ended; raises if the answer is incomplete."""
@@ -230,17 +271,20 @@ class StreamAssembler:
                 )
             )
         usage = self._usage
+        metadata = response_metadata(
+            model_name=self.model,
+            finish_reason=self.finish_reason,
+            system_fingerprint=self._fingerprint,
+            usage=usage,
+            failed_attempts=self._failed_attempts,
+        )
+        if self._pending_logprobs is not None:
+            metadata["logprobs"] = self._pending_logprobs
         message = AIMessageChunk(
             content="",
             id=self._id,
             usage_metadata=usage_to_metadata(usage) if usage else None,
-            response_metadata=response_metadata(
-                model_name=self.model,
-                finish_reason=self.finish_reason,
-                system_fingerprint=self._fingerprint,
-                usage=usage,
-                failed_attempts=self._failed_attempts,
-            ),
+            response_metadata=metadata,
             chunk_position="last",
         )
         generation_info = {"finish_reason": self.finish_reason} if self.finish_reason else None
@@ -265,6 +309,35 @@ class StreamAssembler:
         quoted = redact(data[:_QUOTE_CHARS], self._secrets)
         more = "..." if len(data) > _QUOTE_CHARS else ""
         return MalformedResponseError(f"The stream from {self.model} sent {what}: {quoted!r}{more}")
+
+
+_Emitted = ChatGenerationChunk | tuple[ChatGenerationChunk, ...] | None
+
+
+class _RichDelta:
+    """A checked delta that carries more than text: tool calls, reasoning, refusal, ..."""
+
+    __slots__ = ("content", "fields", "logprobs", "tool_call_chunks")
+
+    def __init__(
+        self, delta: dict[str, Any], content: str | None, logprobs: dict[str, Any] | None
+    ) -> None:
+        self.content = content
+        self.logprobs = logprobs
+        raw_tool_calls = delta.get("tool_calls")
+        if raw_tool_calls is not None and type(raw_tool_calls) is not list:
+            raise ShapeError("delta.tool_calls that is not a list")
+        self.tool_call_chunks = [_tool_call_chunk(raw) for raw in raw_tool_calls or ()]
+        self.fields = message_fields(delta, streamed=True)
+
+
+def _joined_logprobs(first: dict[str, Any], then: dict[str, Any]) -> dict[str, Any]:
+    """Two events' ``logprobs`` as one: their lists (``content``, ``refusal``) joined."""
+    joined = dict(first)
+    for name, value in then.items():
+        earlier = joined.get(name)
+        joined[name] = earlier + value if type(earlier) is list and type(value) is list else value
+    return joined
 
 
 def _tool_call_chunk(raw: Any) -> ToolCallChunk:

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from operator import itemgetter
 from typing import Any, Literal
 
+from langchain_core.exceptions import ModelRefusalError
+from langchain_core.messages import BaseMessage
 from langchain_core.output_parsers import (
     JsonOutputKeyToolsParser,
     JsonOutputParser,
     PydanticOutputParser,
     PydanticToolsParser,
 )
-from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
+from langchain_core.runnables import Runnable, RunnableGenerator, RunnableMap, RunnablePassthrough
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
@@ -96,6 +98,47 @@ def structured_output_request(
         )
     parser = PydanticOutputParser(pydantic_object=schema) if pydantic else JsonOutputParser()
     return fields, parser
+
+
+def raising_refusals() -> Runnable[Any, Any]:
+    """Passes messages (or streamed chunks) on, unless the model refused: then raises
+    ``ModelRefusalError`` with the refusal's whole text once the answer has ended."""
+    return RunnableGenerator(_raise_refusals, _araise_refusals, name="raise_refusals")
+
+
+def _raise_refusals(messages: Iterator[Any]) -> Iterator[Any]:
+    seen: list[Any] = []
+    for message in messages:
+        seen.append(message)
+        if not _refusal_of(message):
+            yield message
+    _raise_if_refused(seen)
+
+
+async def _araise_refusals(messages: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    seen: list[Any] = []
+    async for message in messages:
+        seen.append(message)
+        if not _refusal_of(message):
+            yield message
+    _raise_if_refused(seen)
+
+
+def _refusal_of(message: Any) -> str | None:
+    if isinstance(message, BaseMessage):
+        refusal = message.additional_kwargs.get("refusal")
+        return refusal if isinstance(refusal, str) else None
+    return None
+
+
+def _raise_if_refused(seen: list[Any]) -> None:
+    refusal = "".join(piece for piece in map(_refusal_of, seen) if piece)
+    if not refusal:
+        return
+    whole = seen[0] if len(seen) == 1 else seen[0] + seen[1:]
+    raise ModelRefusalError(
+        f"Model refused to produce the requested output: {refusal}", raw_message=whole
+    )
 
 
 def with_raw(model: Runnable[Any, Any], parser: Runnable[Any, Any]) -> Runnable[Any, Any]:

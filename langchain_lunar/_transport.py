@@ -4,19 +4,29 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Generator
 from dataclasses import dataclass, replace
+from time import monotonic
 from typing import Any, NoReturn
 
 import httpx
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
+from langchain_lunar._chunk_timeout import (
+    NEVER,
+    DataDeadline,
+    stream_timeout,
+    watch_async,
+    watch_sync,
+)
 from langchain_lunar._error_mapping import error_from_event, error_from_response
 from langchain_lunar._exceptions import (
     APIConnectionError,
     APITimeoutError,
     LunarError,
     MalformedResponseError,
+    StreamChunkTimeoutError,
 )
 from langchain_lunar._json import loads
+from langchain_lunar._messages import REASONING_FIELDS, ReturnedReasoning, with_reasoning_for
 from langchain_lunar._responses import ShapeError, completion_to_result
 from langchain_lunar._secrets import Secrets, redact
 from langchain_lunar._streaming import StreamAssembler
@@ -33,6 +43,11 @@ class CompletionRequest:
     model: str
     secrets: Secrets
     failed_attempts: tuple[dict[str, Any], ...] = ()
+    stream_chunk_timeout: float | None = None
+    """The longest wait in seconds for the next data event of a stream; None: no limit."""
+
+    returned_reasoning: ReturnedReasoning = ()
+    """Reasoning that earlier assistant messages send back, each to its own model only."""
 
     def for_model(
         self, model: str, failed_attempts: tuple[dict[str, Any], ...]
@@ -41,6 +56,12 @@ class CompletionRequest:
         if model == self.model and failed_attempts == self.failed_attempts:
             return self
         body = {**self.body, "model": model}
+        if self.returned_reasoning:
+            plain = [
+                {name: value for name, value in message.items() if name not in REASONING_FIELDS}
+                for message in self.body["messages"]
+            ]
+            body["messages"] = with_reasoning_for(model, plain, self.returned_reasoning)
         return replace(self, body=body, model=model, failed_attempts=failed_attempts)
 
 
@@ -69,25 +90,56 @@ def stream_completion(
 ) -> Generator[ChatGenerationChunk, None, None]:
     """Send a streaming request and yield its chunks; the last one has chunk_position="last".
 
-    Leaving the loop early (break, ``close()``) closes the response at once.
+    Leaving the loop early (break, ``close()``) closes the response at once. A stall of
+    ``request.stream_chunk_timeout`` between data events raises (see ``_chunk_timeout``).
     """
     assembler = StreamAssembler(
         request.model, secrets=request.secrets, failed_attempts=request.failed_attempts
     )
+    chunk_timeout = request.stream_chunk_timeout
+    timeout = stream_timeout(request.timeout, chunk_timeout)
+    guard: DataDeadline | None = None
+    stalled = False
     try:
         with client.stream(
-            "POST", request.url, json=request.body, headers=request.headers, timeout=request.timeout
+            "POST", request.url, json=request.body, headers=request.headers, timeout=timeout
         ) as response:
             if response.is_error or _is_json(response):
                 response.read()
                 _raise_for_json_answer(response, request)
-            for data in response.iter_bytes():
-                yield from assembler.feed(data)
+            if chunk_timeout is None:
+                for data in response.iter_bytes():
+                    yield from assembler.feed(data)
+            else:
+                guard = watch_sync(response, chunk_timeout)
+                try:
+                    seen = 0
+                    for data in response.iter_bytes():
+                        chunks = assembler.feed(data)
+                        if assembler.data_events != seen:
+                            seen = assembler.data_events
+                            guard.deadline = NEVER  # the caller's time with the chunks is no wait
+                            yield from chunks
+                            guard.deadline = monotonic() + chunk_timeout
+                        elif monotonic() >= guard.deadline:  # only comments, or part of an event
+                            stalled = True
+                            break  # leaving `with` closes the connection
+                    else:
+                        # A body that runs until the connection closes ends without an error
+                        # when the watchdog cuts it.
+                        stalled = guard.fired
+                finally:
+                    guard.release()  # before the connection may go back to the pool
     except httpx.HTTPError as error:
         # After [DONE] the answer is whole; a broken connection while draining changes nothing.
-        if not assembler.done:
+        # A read that failed past the deadline failed because of it (the watchdog's cut, or the
+        # lowered read timeout): that is raised below as the stall, without this error.
+        stalled = _is_stall(error, guard, timeout, chunk_timeout)
+        if not assembler.done and not stalled:
             # The cause chain is set by translate_transport_error and fail(); `from` would cut it.
             raise assembler.fail(translate_transport_error(error, request.secrets))  # noqa: B904
+    if stalled and not assembler.done:
+        raise assembler.fail(_stall_error(assembler, chunk_timeout))
     yield from assembler.close()
 
 
@@ -98,22 +150,79 @@ async def astream_completion(
     assembler = StreamAssembler(
         request.model, secrets=request.secrets, failed_attempts=request.failed_attempts
     )
+    chunk_timeout = request.stream_chunk_timeout
+    timeout = stream_timeout(request.timeout, chunk_timeout)
+    guard: DataDeadline | None = None
+    stalled = False
     try:
         async with client.stream(
-            "POST", request.url, json=request.body, headers=request.headers, timeout=request.timeout
+            "POST", request.url, json=request.body, headers=request.headers, timeout=timeout
         ) as response:
             if response.is_error or _is_json(response):
                 await response.aread()
                 _raise_for_json_answer(response, request)
-            async for data in response.aiter_bytes():
-                for chunk in assembler.feed(data):
-                    yield chunk
+            if chunk_timeout is None:
+                async for data in response.aiter_bytes():
+                    for chunk in assembler.feed(data):
+                        yield chunk
+            else:
+                guard = watch_async(response, chunk_timeout)
+                try:
+                    seen = 0
+                    async for data in response.aiter_bytes():
+                        chunks = assembler.feed(data)
+                        if assembler.data_events != seen:
+                            seen = assembler.data_events
+                            guard.deadline = NEVER  # the caller's time with the chunks is no wait
+                            for chunk in chunks:
+                                yield chunk
+                            guard.deadline = monotonic() + chunk_timeout
+                        elif monotonic() >= guard.deadline:  # only comments, or part of an event
+                            stalled = True
+                            break  # leaving `async with` closes the connection
+                    else:
+                        stalled = guard.fired  # a body read until the connection closes
+                finally:
+                    guard.release()
     except httpx.HTTPError as error:
-        if not assembler.done:
+        stalled = _is_stall(error, guard, timeout, chunk_timeout)
+        if not assembler.done and not stalled:
             # The cause chain is set by translate_transport_error and fail(); `from` would cut it.
             raise assembler.fail(translate_transport_error(error, request.secrets))  # noqa: B904
+    if stalled and not assembler.done:
+        raise assembler.fail(_stall_error(assembler, chunk_timeout))
     for chunk in assembler.close():
         yield chunk
+
+
+def _is_stall(
+    error: httpx.HTTPError,
+    guard: DataDeadline | None,
+    timeout: httpx.Timeout,
+    chunk_timeout: float | None,
+) -> bool:
+    """Whether ``error`` ended a stream that had waited ``chunk_timeout`` for a data event."""
+    if guard is not None:
+        return guard.expired()
+    # Before the body: the read timeout was lowered to chunk_timeout for the response headers.
+    return (
+        chunk_timeout is not None
+        and isinstance(error, httpx.ReadTimeout)
+        and timeout.read == chunk_timeout
+    )
+
+
+def _stall_error(
+    assembler: StreamAssembler, chunk_timeout: float | None
+) -> StreamChunkTimeoutError:
+    assert chunk_timeout is not None
+    return StreamChunkTimeoutError(
+        f"No data from {assembler.model} for {chunk_timeout:g} s (stream_chunk_timeout; "
+        "keep-alive comments do not count), so the model is taken to have stalled. Raise "
+        "stream_chunk_timeout, or set it to None, if the model may stay silent that long.",
+        timeout=chunk_timeout,
+        model=assembler.model,
+    )
 
 
 def complete(client: httpx.Client, request: CompletionRequest) -> ChatResult:

@@ -37,7 +37,7 @@ from pydantic import (
     model_validator,
 )
 
-from langchain_lunar import _transport
+from langchain_lunar import _refusal_blocks, _transport
 from langchain_lunar._clients import ClientPool, PoolKey
 from langchain_lunar._responses import PROVIDER
 from langchain_lunar._retry import acall_with_retries, call_with_retries
@@ -55,6 +55,8 @@ if TYPE_CHECKING:
     from langchain_lunar._tools import StructuredOutputMethod, ToolLike
 
 DEFAULT_BASE_URL = "https://api.lunar-sys.com/v1"
+
+_refusal_blocks.register()
 
 
 def _check_base_url(value: str) -> str:
@@ -108,6 +110,12 @@ class ChatLunar(BaseChatModel):
     timeout: float | httpx.Timeout | None = None
     """Seconds, or an ``httpx.Timeout``. The read timeout bounds the wait for each next chunk of a
     stream, not the whole answer. None (the default): 10 s to connect, 600 s for each read."""
+    stream_chunk_timeout: float | None = Field(default=120.0, ge=0)
+    """The longest wait in seconds for the next data event of a stream, and for its response to
+    begin. SSE comments (keep-alives) do not count, though each resets the read timeout; nor does
+    the time your code spends with a chunk. A stall before the first chunk has reached you is a
+    ``StreamChunkTimeoutError`` (a timeout: retried, then the fallbacks are asked); after it, a
+    ``StreamInterruptedError``. The connection is closed either way. None or 0: no limit."""
     streaming: bool = False
     """Whether ``invoke`` goes through the stream (so callbacks see every token)."""
     stream_usage: bool = True
@@ -407,9 +415,14 @@ class ChatLunar(BaseChatModel):
         """
         from langchain_core.utils.function_calling import convert_to_openai_tool
 
-        from langchain_lunar._tools import structured_output_request, with_raw  # only when used
+        from langchain_lunar._tools import (  # only when used
+            raising_refusals,
+            structured_output_request,
+            with_raw,
+        )
 
         fields, parser = structured_output_request(schema, method, strict)
+        parser = raising_refusals() | parser
         model = self.bind(
             **fields,
             **kwargs,

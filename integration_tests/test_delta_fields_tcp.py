@@ -1,0 +1,162 @@
+"""Reasoning, refusals, logprobs, citations, usage details and unmapped fields over real TCP,
+from the local server playing each kind of model, sync and async, streamed and not."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from langchain_core.exceptions import ModelRefusalError
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from pydantic import BaseModel
+
+from langchain_lunar.testing import Reply, ToolCall, WireStyle
+from tests.helpers import merged
+
+from .conftest import STORY, ServerFactory, deliver, model_for
+
+modes = pytest.mark.parametrize("mode", ["sync", "async"])
+THINKING = "First the rover, then the crater."
+
+
+@modes
+@pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
+async def test_reasoning_streams_first_then_the_story(
+    make_server: ServerFactory, mode: str, field: str
+) -> None:
+    server = make_server(
+        reply=Reply(STORY, reasoning=THINKING), style=WireStyle(reasoning_field=field)
+    )
+    chunks = await deliver(model_for(server), mode, [])
+    thinking = [c.additional_kwargs["reasoning_content"] for c in chunks if c.additional_kwargs]
+    assert "".join(thinking) == THINKING
+    first_text = next(i for i, c in enumerate(chunks) if c.content)
+    assert all(not c.content for c in chunks[:first_text])  # every piece of thinking came first
+    total = merged(chunks)
+    assert total.content == STORY
+    assert total.additional_kwargs["reasoning_content"] == THINKING
+    details = total.usage_metadata["output_token_details"]  # type: ignore[index]
+    assert details["reasoning"] > 0
+
+
+@modes
+async def test_a_mixed_chunk_becomes_two_chunks(make_server: ServerFactory, mode: str) -> None:
+    server = make_server(
+        reply=Reply(STORY, reasoning=THINKING),
+        style=WireStyle(mixed_chunk=True, reasoning_details=True),
+    )
+    chunks = await deliver(model_for(server), mode, [])
+    first_text = next(i for i, c in enumerate(chunks) if c.content)
+    before = chunks[first_text - 1]
+    assert before.content == ""
+    assert before.additional_kwargs["reasoning_content"]
+    total = merged(chunks)
+    assert (total.content, total.additional_kwargs["reasoning_content"]) == (STORY, THINKING)
+    assert total.additional_kwargs["reasoning_details"][0]["text"] == THINKING
+
+
+def test_a_reasoning_server_non_streamed(make_server: ServerFactory) -> None:
+    server = make_server(reasoning=True, style=WireStyle(reasoning_field="reasoning"))
+    message = model_for(server).invoke("tell me")
+    assert message.content == STORY
+    assert message.additional_kwargs["reasoning_content"].startswith("The user wrote: “tell me")
+    assert message.content_blocks[0]["type"] == "reasoning"
+
+
+def test_reasoning_goes_back_in_a_tool_loop_to_its_model_only(make_server: ServerFactory) -> None:
+    server = make_server(
+        reply=Reply(tool_calls=[ToolCall("add", {"a": 1, "b": 2}, id="call_1")], reasoning="Add.")
+    )
+    llm = model_for(server, model="deepseek-reasoner")
+    asked = llm.invoke("1+2?")
+    assert asked.tool_calls
+    assert asked.additional_kwargs["reasoning_content"] == "Add."
+    history = [HumanMessage("1+2?"), asked, ToolMessage("3", tool_call_id="call_1")]
+    server.script("It is 3.")
+    llm.invoke(history)
+    sent = server.requests[-1].body
+    assert sent is not None
+    assert sent["messages"][1]["reasoning_content"] == "Add."
+    server.script("It is 3.")
+    model_for(server, model="another-model").invoke(history)
+    sent = server.requests[-1].body
+    assert sent is not None
+    assert "reasoning_content" not in sent["messages"][1]
+
+
+class Answer(BaseModel):
+    value: int
+
+
+@modes
+@pytest.mark.parametrize("method", ["function_calling", "json_schema", "json_mode"])
+async def test_a_refusal_raises_model_refusal_error(
+    make_server: ServerFactory, mode: str, method: str
+) -> None:
+    server = make_server(reply=Reply(refusal="I can't help with that."))
+    runnable: Any = model_for(server).with_structured_output(Answer, method=method)  # type: ignore[arg-type]
+
+    async def stream() -> list[Any]:
+        if mode == "sync":
+            return list(runnable.stream("hi"))
+        return [part async for part in runnable.astream("hi")]
+
+    with pytest.raises(ModelRefusalError, match="I can't help with that"):
+        await stream()
+    with pytest.raises(ModelRefusalError, match="I can't help with that"):
+        runnable.invoke("hi")
+
+
+@modes
+async def test_logprobs_for_every_token(make_server: ServerFactory, mode: str) -> None:
+    server = make_server()
+    chunks = await deliver(model_for(server), mode, [], logprobs=True, top_logprobs=2)
+    total = merged(chunks)
+    entries = total.response_metadata["logprobs"]["content"]
+    assert "".join(entry["token"] for entry in entries) == STORY
+    assert all(len(entry["top_logprobs"]) == 2 for entry in entries)
+    message = model_for(server).invoke("hi", logprobs=True)
+    assert "".join(e["token"] for e in message.response_metadata["logprobs"]["content"]) == STORY
+
+
+@modes
+async def test_citations_and_unmapped_fields(make_server: ServerFactory, mode: str) -> None:
+    citation = {"type": "url_citation", "url_citation": {"url": "https://moon.test", "title": "M"}}
+    server = make_server(
+        reply=Reply(STORY, annotations=[citation]),
+        style=WireStyle(extra_delta_fields={"provider_note": {"shard": 7}}),
+    )
+    total = merged(await deliver(model_for(server), mode, []))
+    assert total.content == STORY
+    assert total.additional_kwargs["annotations"] == [citation]
+    unmapped = total.additional_kwargs["unmapped_fields"]
+    assert unmapped
+    assert all(item == {"delta": {"provider_note": {"shard": 7}}} for item in unmapped)
+    message = model_for(server).invoke("hi")
+    assert message.additional_kwargs["annotations"] == [citation]
+    assert message.additional_kwargs["unmapped_fields"] == [
+        {"message": {"provider_note": {"shard": 7}}}
+    ]
+
+
+@pytest.mark.parametrize("style", ["openai", "deepseek", "anthropic"])
+def test_cache_details_in_every_servers_form(make_server: ServerFactory, style: str) -> None:
+    server = make_server(
+        reply=Reply(STORY, cached_tokens=3, cache_write_tokens=2),
+        style=WireStyle(usage_details=style),
+    )
+    llm = model_for(server)
+    question = "a longer question here"
+    for message in (merged(list(llm.stream(question))), llm.invoke(question)):
+        details = message.usage_metadata["input_token_details"]  # type: ignore[index]
+        assert details["cache_read"] == 3
+        if style == "anthropic":
+            assert details["cache_creation"] == 2
+
+
+def test_a_plain_message_history_is_unchanged(make_server: ServerFactory) -> None:
+    server = make_server()
+    model_for(server).invoke([HumanMessage("hi"), AIMessage("hello"), HumanMessage("again")])
+    sent = server.requests[-1].body
+    assert sent is not None
+    assert sent["messages"][1] == {"role": "assistant", "content": "hello"}

@@ -1,0 +1,254 @@
+"""``stream_chunk_timeout``: the longest wait for the next data event of a stream.
+
+Gateways send SSE comments (``: ping``) while a model is silent, and each one resets httpx's read
+timeout, so only data events say that the model is alive. The transports keep a deadline of
+their own, a ``DataDeadline``, which only a data event moves:
+
+- after each network read, the transport compares the assembler's count of data events with the
+  last one it saw: one clock read per read, nothing per token; a read that brought only comments
+  (or part of an event) fails the stream once the deadline has passed;
+- a read that blocks can only be ended from outside: a watchdog (one thread shared by every sync
+  stream; one timer on the event loop per async stream) shuts the connection's socket down at the
+  deadline. That wakes the blocked read at once, which then fails as a closed connection and is
+  reported as the stall, and it tells the server the client has gone. The watchdog is not told
+  when the deadline moves: it wakes at the old one, sees the new one and sleeps again, so it
+  wakes about once per ``stream_chunk_timeout`` of a stream that is flowing;
+- the time the caller spends with the chunks, between two reads, is not a wait: the deadline is
+  held at ``NEVER`` while the chunks of a read are handed out.
+
+Only an HTTP/1 connection with a socket is shut down (an HTTP/2 connection carries other requests
+too); otherwise the read timeout, lowered to ``stream_chunk_timeout``, and the check after each
+read are what end a stall.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+import math
+import os
+import socket
+import threading
+from time import monotonic
+from typing import Any
+
+import httpx
+
+logger = logging.getLogger("langchain_lunar")
+
+NEVER = math.inf
+"""The deadline while the caller holds the chunks of a read."""
+
+
+class DataDeadline:
+    """The time by which the next data event of one stream must arrive.
+
+    The transport writes ``deadline``; a watchdog reads it and cuts the connection once it has
+    passed (see the module docstring).
+    """
+
+    __slots__ = ("_sock", "deadline", "fired", "timeout")
+
+    def __init__(self, timeout: float, sock: Any) -> None:
+        self.timeout = timeout
+        self.deadline = monotonic() + timeout
+        self.fired = False
+        self._sock = sock  # None: nothing to cut, or released
+
+    def expired(self) -> bool:
+        """Whether the stream has waited too long: the reason a read just failed, if so."""
+        return self.fired or monotonic() >= self.deadline
+
+    def release(self) -> None:
+        """The stream is over: its connection is never cut from now on (it may be reused)."""
+        self._sock = None
+
+    def _check(self, now: float) -> float | None:
+        """Cut the connection if the deadline has passed; else the time to check again.
+
+        None when there is nothing more to watch (cut, or released).
+        """
+        sock = self._sock
+        if sock is None:
+            return None
+        deadline = self.deadline
+        if deadline == NEVER:
+            # The caller holds the chunks; the deadline set after them is later than this.
+            return now + self.timeout
+        if now < deadline:
+            return deadline
+        self.fired = True
+        self._sock = None
+        _shut_down(sock)
+        return None
+
+
+class _Watchdog:
+    """One daemon thread that checks the deadlines of every sync stream, earliest first."""
+
+    def __init__(self) -> None:
+        self._reset()
+        if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+            # After a fork the thread is gone and the lock may be held by it: start afresh.
+            os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self._lock = threading.Condition(threading.Lock())
+        self._due: list[tuple[float, int, DataDeadline]] = []
+        self._order = itertools.count()  # ties in the heap never compare deadlines
+        self._released = 0  # entries of released streams, left in the heap until due
+        self._thread: threading.Thread | None = None
+
+    def watch(self, guard: DataDeadline) -> None:
+        with self._lock:
+            heapq.heappush(self._due, (guard.deadline, next(self._order), guard))
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="langchain-lunar-stream-watchdog", daemon=True
+                )
+                self._thread.start()
+            elif self._due[0][2] is guard:
+                self._lock.notify()  # earlier than what the thread sleeps until
+
+    def release(self, guard: DataDeadline) -> None:
+        # Under the lock: once this returns, the thread cannot be cutting the connection, which
+        # may then go back to the pool and serve another request.
+        with self._lock:
+            if guard._sock is None:
+                return  # cut already, and out of the heap
+            guard._sock = None
+            self._released += 1
+            due = self._due
+            if self._released > 64 and 2 * self._released > len(due):
+                # Most streams end long before their deadline: drop their entries now and then,
+                # so the heap holds about the streams that are open.
+                due[:] = [entry for entry in due if entry[2]._sock is not None]
+                heapq.heapify(due)
+                self._released = 0
+
+    def _run(self) -> None:
+        due = self._due
+        with self._lock:
+            while True:
+                if not due:
+                    self._lock.wait()
+                    continue
+                when, _, guard = due[0]
+                now = monotonic()
+                if when > now:
+                    self._lock.wait(when - now)
+                    continue
+                heapq.heappop(due)
+                if guard._sock is None:
+                    self._released -= 1
+                    continue
+                try:
+                    again = guard._check(now)
+                except Exception:  # never let one stream end the watch over all the others
+                    logger.exception("The stream watchdog failed to check a deadline")
+                    again = None
+                if again is not None:
+                    heapq.heappush(due, (again, next(self._order), guard))
+
+
+_WATCHDOG: _Watchdog | None = None
+_WATCHDOG_LOCK = threading.Lock()
+
+
+class _SyncDeadline(DataDeadline):
+    __slots__ = ()
+
+    def release(self) -> None:
+        assert _WATCHDOG is not None
+        _WATCHDOG.release(self)
+
+
+class _AsyncDeadline(DataDeadline):
+    __slots__ = ("_loop", "_timer")
+
+    def __init__(self, timeout: float, sock: Any) -> None:
+        super().__init__(timeout, sock)
+        self._loop = asyncio.get_running_loop()
+        self._timer = self._loop.call_later(timeout, self._on_timer)
+
+    def _on_timer(self) -> None:
+        again = self._check(monotonic())
+        if again is not None:
+            self._timer = self._loop.call_later(again - monotonic(), self._on_timer)
+
+    def release(self) -> None:
+        self._sock = None
+        self._timer.cancel()
+
+
+def watch_sync(response: httpx.Response, timeout: float) -> DataDeadline:
+    """The deadline of a sync stream that has just begun, watched when it can be enforced."""
+    global _WATCHDOG
+    sock = _socket_of(response)
+    if sock is None:
+        return DataDeadline(timeout, None)
+    guard = _SyncDeadline(timeout, sock)
+    if _WATCHDOG is None:
+        with _WATCHDOG_LOCK:
+            if _WATCHDOG is None:
+                _WATCHDOG = _Watchdog()
+    _WATCHDOG.watch(guard)
+    return guard
+
+
+def watch_async(response: httpx.Response, timeout: float) -> DataDeadline:
+    """The deadline of an async stream that has just begun, on the running event loop."""
+    sock = _socket_of(response)
+    if sock is None or not _in_asyncio():
+        return DataDeadline(timeout, None)
+    return _AsyncDeadline(timeout, sock)
+
+
+def _in_asyncio() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # trio, through anyio
+        return False
+    return True
+
+
+def stream_timeout(timeout: httpx.Timeout, chunk_timeout: float | None) -> httpx.Timeout:
+    """``timeout`` with its read timeout at most ``chunk_timeout``.
+
+    So a stall that sends no bytes at all ends by itself where the watchdog cannot cut (and the
+    wait for the response headers is bounded alike).
+    """
+    if chunk_timeout is None or (timeout.read is not None and timeout.read <= chunk_timeout):
+        return timeout
+    return httpx.Timeout(
+        connect=timeout.connect, read=chunk_timeout, write=timeout.write, pool=timeout.pool
+    )
+
+
+def _socket_of(response: httpx.Response) -> Any:
+    """The socket of the response's connection, when shutting it down ends this stream alone."""
+    if not response.http_version.startswith("HTTP/1"):
+        return None
+    stream = response.extensions.get("network_stream")
+    if stream is None:
+        return None
+    try:
+        return stream.get_extra_info("socket")
+    except Exception:  # a transport of the user's may not know the name
+        return None
+
+
+def _shut_down(sock: Any) -> None:
+    try:
+        if isinstance(sock, socket.socket):
+            # socket.socket's own shutdown, not SSLSocket's: that one also drops the TLS state
+            # that the blocked reader is still using.
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        else:
+            sock.shutdown(socket.SHUT_RDWR)  # asyncio's TransportSocket
+    except (OSError, AttributeError) as error:
+        # Already closed by the peer, or a socket-like object without shutdown: the read timeout
+        # and the check after each read still end the stall.
+        logger.debug("Could not shut down a stalled stream's socket: %r", error)

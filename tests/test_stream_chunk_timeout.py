@@ -1,0 +1,376 @@
+"""stream_chunk_timeout: the longest wait for the next data event; comments do not count.
+
+Bodies here are sent piece by piece with real, short sleeps through httpx.MockTransport, which
+has no socket: a stall is seen when a read brings only comments past the deadline. The watchdog
+that cuts a read blocked past it is tested over TCP (integration_tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import socket
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from langchain_core.messages import AIMessage, AIMessageChunk
+from pydantic import ValidationError
+
+from langchain_lunar import (
+    APITimeoutError,
+    ChatLunar,
+    StreamChunkTimeoutError,
+    StreamInterruptedError,
+    _chunk_timeout,
+)
+from langchain_lunar._chunk_timeout import NEVER, watch_async, watch_sync
+
+from .helpers import chunk, merged, mock_model, sse, text_stream
+
+TIMEOUT = 0.2
+PING = b": ping\n\n"
+
+Steps = list[tuple[float, bytes]]
+"""A body: each piece is sent after its delay in seconds."""
+
+
+class Trickle(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A body sent piece by piece with real sleeps, which records how far it got."""
+
+    def __init__(self, steps: Steps) -> None:
+        self.steps = steps
+        self.sent = 0
+        self.closed = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        for delay, data in self.steps:
+            time.sleep(delay)
+            self.sent += 1
+            yield data
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for delay, data in self.steps:
+            await asyncio.sleep(delay)
+            self.sent += 1
+            yield data
+
+    @property
+    def cut_short(self) -> bool:
+        """Closed before the end: the client gave up on it."""
+        return self.closed and self.sent < len(self.steps)
+
+    def close(self) -> None:
+        self.closed = True
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+def pings(seconds: float, every: float = 0.05, line: bytes = PING) -> Steps:
+    return [(every, line)] * round(seconds / every)
+
+
+def event(payload: Any) -> bytes:
+    return sse(payload, done=False)
+
+
+OPENING = event(chunk("", role="assistant"))
+REST = sse(chunk("!"), chunk(finish="stop"))  # what a stalled model would have said at last
+
+
+class Server:
+    """A MockTransport handler: each request gets the next body of its model."""
+
+    def __init__(self, **bodies: list[Steps]) -> None:
+        self.bodies = bodies
+        self.models: list[str] = []
+        self.streams: list[Trickle] = []
+        self.timeouts: list[dict[str, Any]] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        model = json.loads(request.content)["model"]
+        self.models.append(model)
+        self.timeouts.append(request.extensions["timeout"])
+        stream = Trickle(self.bodies[model].pop(0))
+        self.streams.append(stream)
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=stream)
+
+
+def silent(seconds: float = 1.0) -> Steps:
+    """The role chunk, then only pings for ``seconds``, then the answer."""
+    return [(0.0, OPENING), *pings(seconds), (0.0, REST)]
+
+
+def stalls_after(*tokens: str, seconds: float = 1.0) -> Steps:
+    return [(0.0, OPENING), *((0.0, event(chunk(t))) for t in tokens), *pings(seconds), (0, REST)]
+
+
+def model_for(server: Server, **fields: Any) -> ChatLunar:
+    fields.setdefault("stream_chunk_timeout", TIMEOUT)
+    model = mock_model(server, model="primary", **fields)
+    model._sleep = lambda seconds: None
+    model._asleep = _no_sleep
+    return model
+
+
+async def _no_sleep(seconds: float) -> None:
+    return None
+
+
+async def collect(
+    model: Any, mode: str, texts: list[str] | None = None, **kwargs: Any
+) -> AIMessage:
+    """The answer of ``model.stream`` or ``astream``, each chunk's text also put in ``texts``."""
+    texts = [] if texts is None else texts
+    chunks: list[AIMessageChunk] = []
+    if mode == "stream":
+        for piece in model.stream("hi", **kwargs):
+            chunks.append(piece)
+            texts.append(piece.text)
+    else:
+        async for piece in model.astream("hi", **kwargs):
+            chunks.append(piece)
+            texts.append(piece.text)
+    return merged(chunks)
+
+
+modes = pytest.mark.parametrize("mode", ["stream", "astream"])
+
+
+@modes
+async def test_a_silent_model_is_retried_then_the_fallback_answers(mode: str) -> None:
+    server = Server(primary=[silent(), silent()], backup=[[(0.0, text_stream("Hi", "!"))]])
+    model = model_for(server, max_retries=1, fallbacks=["backup"])
+    message = await collect(model, mode)
+    assert message.content == "Hi!"
+    assert server.models == ["primary", "primary", "backup"]
+    assert all(stream.cut_short for stream in server.streams[:2])
+    failed = message.response_metadata["failed_attempts"]
+    assert [(a["model"], a["error"], a["then"]) for a in failed] == [
+        ("primary", "StreamChunkTimeoutError", "retry"),
+        ("primary", "StreamChunkTimeoutError", "fallback"),
+    ]
+    assert "stream_chunk_timeout" in failed[0]["message"]
+
+
+@modes
+async def test_without_retries_a_silent_model_is_a_timeout_error(mode: str) -> None:
+    server = Server(primary=[silent()])
+    with pytest.raises(StreamChunkTimeoutError) as caught:
+        await collect(model_for(server), mode)
+    error = caught.value
+    assert isinstance(error, APITimeoutError)
+    assert (error.timeout, error.model) == (TIMEOUT, "primary")
+    assert "No data from primary for 0.2 s (stream_chunk_timeout" in str(error)
+    assert [a["error"] for a in error.failed_attempts] == ["StreamChunkTimeoutError"]
+    assert server.streams[0].cut_short
+
+
+@modes
+async def test_a_stall_after_tokens_interrupts_with_exactly_the_delivered_text(mode: str) -> None:
+    server = Server(primary=[stalls_after("Hello", " world")])
+    texts: list[str] = []
+    with pytest.raises(StreamInterruptedError) as caught:
+        await collect(model_for(server, max_retries=2, fallbacks=["backup"]), mode, texts)
+    assert texts == ["Hello", " world"]
+    assert caught.value.text == "Hello world"
+    assert isinstance(caught.value.__cause__, StreamChunkTimeoutError)
+    assert server.models == ["primary"]  # delivered tokens are never retried
+    assert server.streams[0].cut_short
+
+
+KEEP_ALIVES = {
+    "comment": PING,
+    "bare comment": b":\n\n",
+    "event without data": b"event: ping\n\n",
+    "id and retry": b"id: 7\nretry: 1000\n\n",
+    "blank lines": b"\n\n",
+}
+
+
+@modes
+@pytest.mark.parametrize("line", KEEP_ALIVES.values(), ids=KEEP_ALIVES.keys())
+async def test_lines_without_data_do_not_keep_a_stream_alive(mode: str, line: bytes) -> None:
+    server = Server(primary=[[(0.0, OPENING), (0.0, event(chunk("a"))), *pings(1.0, line=line)]])
+    with pytest.raises(StreamInterruptedError) as caught:
+        await collect(model_for(server), mode)
+    assert isinstance(caught.value.__cause__, StreamChunkTimeoutError)
+    assert server.streams[0].cut_short
+
+
+@modes
+async def test_data_events_keep_a_stream_alive_longer_than_the_timeout(mode: str) -> None:
+    # 1 s in all, 0.1 s between data events, pings in between; an empty delta counts too.
+    steps: Steps = [(0.0, OPENING)]
+    for n in range(10):
+        steps += [(0.05, PING), (0.05, event(chunk(str(n)) if n % 3 else chunk("")))]
+    server = Server(primary=[[*steps, (0.0, REST)]])
+    message = await collect(model_for(server, stream_chunk_timeout=0.3), mode)
+    assert message.content == "124578!"
+
+
+def callers_time_server() -> Server:
+    return Server(primary=[[(0.0, OPENING + event(chunk("a"))), (0.0, PING), (0.0, REST)]])
+
+
+def test_the_callers_time_with_a_chunk_is_not_a_wait() -> None:
+    texts: list[str] = []
+    for piece in model_for(callers_time_server()).stream("hi"):
+        texts.append(piece.text)
+        time.sleep(1.5 * TIMEOUT)  # longer than the timeout, with every chunk
+    assert "".join(texts) == "a!"
+
+
+async def test_the_callers_time_with_a_chunk_is_not_a_wait_async() -> None:
+    texts: list[str] = []
+    async for piece in model_for(callers_time_server()).astream("hi"):
+        texts.append(piece.text)
+        await asyncio.sleep(1.5 * TIMEOUT)
+    assert "".join(texts) == "a!"
+
+
+@modes
+async def test_a_body_left_open_after_done_ends_at_the_deadline(mode: str) -> None:
+    server = Server(primary=[[(0.0, text_stream("Hi")), *pings(1.0)]])
+    message = await collect(model_for(server), mode)
+    assert message.content == "Hi"
+    assert message.response_metadata["finish_reason"] == "stop"
+    assert server.streams[0].cut_short
+
+
+@modes
+@pytest.mark.parametrize("off", [None, 0])
+async def test_none_or_zero_turns_it_off(mode: str, off: float | None) -> None:
+    server = Server(primary=[silent(0.5)])
+    message = await collect(model_for(server, stream_chunk_timeout=off), mode)
+    assert message.content == "!"
+    assert not server.streams[0].cut_short
+
+
+@modes
+async def test_a_per_call_value_overrides_the_models(mode: str) -> None:
+    server = Server(primary=[silent(), silent(0.5)])
+    with pytest.raises(StreamChunkTimeoutError):
+        await collect(model_for(server, stream_chunk_timeout=None), mode, stream_chunk_timeout=0.2)
+    # 0 turns it off for one call (None per call means the model's own setting).
+    bound = model_for(server).bind(stream_chunk_timeout=0)
+    assert (await collect(bound, mode)).content == "!"
+    assert [stream.cut_short for stream in server.streams] == [True, False]
+
+
+def test_the_read_timeout_of_a_stream_is_at_most_the_chunk_timeout() -> None:
+    server = Server(primary=[[(0.0, text_stream("a"))] for _ in range(3)])
+    model = model_for(server, timeout=httpx.Timeout(30.0, connect=5.0))
+    list(model.stream("hi"))
+    list(model.stream("hi", timeout=0.1))  # shorter: kept
+    list(model.stream("hi", stream_chunk_timeout=0))
+    assert [t["read"] for t in server.timeouts] == [TIMEOUT, 0.1, 30.0]
+    assert server.timeouts[0]["connect"] == 5.0
+
+
+CALLS: dict[str, Callable[[Any], Any]] = {
+    "invoke": lambda runnable: runnable.invoke("hi"),
+    "stream": lambda runnable: list(runnable.stream("hi")),
+    "astream": lambda runnable: asyncio.run(collect(runnable, "astream")),
+}
+
+
+@pytest.mark.parametrize("call", CALLS.values(), ids=CALLS.keys())
+@pytest.mark.parametrize("value", [-1, "soon", math.nan, [1]])
+def test_a_bad_per_call_value_is_a_value_error_before_any_request(
+    call: Callable[[Any], Any], value: Any
+) -> None:
+    with pytest.raises(ValidationError):
+        ChatLunar(model="m", api_key="k", stream_chunk_timeout=value)
+    server = Server(primary=[])
+    with pytest.raises(ValueError, match="Invalid per-call setting stream_chunk_timeout") as caught:
+        call(model_for(server).bind(stream_chunk_timeout=value))
+    assert not isinstance(caught.value, ValidationError)
+    assert server.models == []
+
+
+def test_the_default_is_120_seconds_as_chat_openais() -> None:
+    assert ChatLunar(model="m", api_key="k").stream_chunk_timeout == 120.0
+
+
+class FakeResponse:
+    """What the watchdog reads of an httpx response: its HTTP version and its socket."""
+
+    http_version = "HTTP/1.1"
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.extensions = {"network_stream": self}
+        self.sock = sock
+
+    def get_extra_info(self, name: str) -> Any:
+        return self.sock if name == "socket" else None
+
+
+@pytest.fixture
+def socket_pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    ours, theirs = socket.socketpair()
+    yield ours, theirs
+    ours.close()
+    theirs.close()
+
+
+def test_the_watchdog_cuts_a_blocked_read_at_the_deadline(
+    socket_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    ours, theirs = socket_pair
+    guard = watch_sync(FakeResponse(ours), TIMEOUT)  # type: ignore[arg-type]
+    ours.settimeout(5.0)
+    assert ours.recv(1) == b""  # woken by the shutdown, not the socket timeout
+    assert guard.fired
+    assert theirs.recv(1) == b""  # the peer sees the disconnect
+    guard.release()
+
+
+def test_while_the_caller_holds_the_chunks_nothing_is_cut(
+    socket_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    ours = socket_pair[0]
+    guard = watch_sync(FakeResponse(ours), TIMEOUT)  # type: ignore[arg-type]
+    guard.deadline = NEVER
+    time.sleep(2 * TIMEOUT)
+    assert not guard.fired
+    guard.deadline = time.monotonic()  # the caller came back, and the model is silent
+    ours.settimeout(5.0)
+    assert ours.recv(1) == b""
+    assert guard.fired
+
+
+def test_a_released_stream_is_never_cut(socket_pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, theirs = socket_pair
+    guard = watch_sync(FakeResponse(ours), 0.05)  # type: ignore[arg-type]
+    guard.release()  # the connection may now serve another request
+    time.sleep(0.2)
+    assert not guard.fired
+    theirs.sendall(b"x")
+    assert ours.recv(1) == b"x"
+
+
+def test_released_streams_do_not_pile_up_in_the_watchdog(
+    socket_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    response = FakeResponse(socket_pair[0])
+    for _ in range(1000):
+        watch_sync(response, 120.0).release()  # type: ignore[arg-type]
+    assert _chunk_timeout._WATCHDOG is not None
+    assert len(_chunk_timeout._WATCHDOG._due) < 200
+
+
+async def test_the_event_loop_timer_cuts_a_blocked_read_at_the_deadline(
+    socket_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    ours = socket_pair[0]
+    ours.setblocking(False)
+    guard = watch_async(FakeResponse(ours), TIMEOUT)  # type: ignore[arg-type]
+    received = await asyncio.wait_for(asyncio.get_running_loop().sock_recv(ours, 1), 5.0)
+    assert received == b""
+    assert guard.fired
+    guard.release()
