@@ -10,7 +10,8 @@ from langchain_core.exceptions import ModelRefusalError
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from pydantic import BaseModel
 
-from langchain_lunar.testing import Reply, ToolCall, WireStyle
+from langchain_lunar import StreamInterruptedError
+from langchain_lunar.testing import Fault, Reply, ToolCall, WireStyle
 from tests.helpers import merged
 
 from .conftest import STORY, ServerFactory, deliver, model_for
@@ -160,3 +161,41 @@ def test_a_plain_message_history_is_unchanged(make_server: ServerFactory) -> Non
     sent = server.requests[-1].body
     assert sent is not None
     assert sent["messages"][1] == {"role": "assistant", "content": "hello"}
+
+
+# --- a model that goes silent behind keep-alives (the local server's keepalive_stall) --------
+
+
+@modes
+async def test_a_silent_primary_falls_back_though_pings_keep_coming(
+    make_server: ServerFactory, mode: str
+) -> None:
+    server = make_server()
+    server.script(Fault.keepalive_stall(None, every=0.05), model="silent-model")
+    llm = model_for(
+        server, model="silent-model", fallbacks=["gpt-4o-mini"], stream_chunk_timeout=0.3
+    )
+    total = merged(await deliver(llm, mode, []))
+    assert total.content == STORY
+    assert total.response_metadata["model_name"] == "gpt-4o-mini"
+    failed = total.response_metadata["failed_attempts"]
+    assert [(f["model"], f["error"], f["then"]) for f in failed] == [
+        ("silent-model", "StreamChunkTimeoutError", "fallback")
+    ]
+    assert server.wait_for_disconnects(1, timeout=2.0)
+
+
+@modes
+async def test_a_stall_after_tokens_interrupts_with_the_delivered_text(
+    make_server: ServerFactory, mode: str
+) -> None:
+    server = make_server()
+    server.script(Fault.keepalive_stall(None, every=0.05, after=3))
+    delivered: list[Any] = []
+    with pytest.raises(StreamInterruptedError) as caught:
+        await deliver(model_for(server, stream_chunk_timeout=0.3), mode, delivered)
+    text = "".join(chunk.content for chunk in delivered)
+    assert caught.value.text == text
+    assert STORY.startswith(text)
+    assert text
+    assert server.wait_for_disconnects(1, timeout=2.0)
