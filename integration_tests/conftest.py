@@ -10,6 +10,7 @@ import pytest
 
 from langchain_lunar import ChatLunar
 from langchain_lunar.testing import LocalLunarServer
+from tests.conftest import redis_server  # noqa: F401  (the same real Redis fixture)
 
 STORY = (
     "The lunar rover woke at dawn, brushed the grey dust from its panels, and rolled toward "

@@ -21,6 +21,7 @@ Example::
 """
 
 from langchain_lunar.testing._protocol import DEFAULT_PRICE
+from langchain_lunar.testing._redis import RedisServer
 from langchain_lunar.testing._reply import Reply, ToolCall
 from langchain_lunar.testing._script import Fault
 from langchain_lunar.testing._server import LocalLunarServer, RecordedRequest
@@ -31,6 +32,7 @@ __all__ = [
     "Fault",
     "LocalLunarServer",
     "RecordedRequest",
+    "RedisServer",
     "Reply",
     "ToolCall",
     "WireStyle",

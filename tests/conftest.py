@@ -1,0 +1,24 @@
+"""Shared fixtures of the unit tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+from langchain_lunar.testing import RedisServer
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A real ``redis-server`` on a free port, stopped by its PID after the test.
+
+    Skipped where Debian's ``redis-server`` is not installed, except in CI, where ``.ci/run``
+    installs it and a missing server must fail.
+    """
+    if shutil.which("redis-server") is None and not os.environ.get("CI"):
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    with RedisServer() as server:
+        yield server
