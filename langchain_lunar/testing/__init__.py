@@ -5,8 +5,9 @@ protocol (OpenAI-compatible, with Lunar's cost fields in ``usage``). It is writt
 wire protocol alone and imports nothing from the client, so a client bug cannot hide on both
 sides. ``Reply`` and ``ToolCall`` script answers (text, tool calls, reasoning, refusals,
 annotations, cache figures), ``WireStyle`` varies how the SSE stream is written, ``Fault``
-scripts failures (keep-alive stalls among them), and the ``lunar_server`` pytest fixture
-(auto-loaded plugin) gives a started server per test.
+scripts failures (keep-alive stalls among them), ``RateLimit`` and ``LocalLunarServer.cool``
+answer with 429s as a rate-limited gateway or provider would, and the ``lunar_server`` pytest
+fixture (auto-loaded plugin) gives a started server per test.
 
 Example::
 
@@ -20,6 +21,7 @@ Example::
         ...  # point a client at server.base_url
 """
 
+from langchain_lunar.testing._limits import RateLimit, RetryAfterForm
 from langchain_lunar.testing._protocol import DEFAULT_PRICE
 from langchain_lunar.testing._redis import RedisServer
 from langchain_lunar.testing._reply import Reply, ToolCall
@@ -31,9 +33,11 @@ __all__ = [
     "DEFAULT_PRICE",
     "Fault",
     "LocalLunarServer",
+    "RateLimit",
     "RecordedRequest",
     "RedisServer",
     "Reply",
+    "RetryAfterForm",
     "ToolCall",
     "WireStyle",
 ]

@@ -12,6 +12,7 @@ import socket
 from collections.abc import Iterator
 from types import FrameType
 
+from langchain_lunar.testing._limits import RateLimit
 from langchain_lunar.testing._server import LocalLunarServer
 
 # Ctrl-C, and what kill, docker and systemd send.
@@ -54,6 +55,15 @@ def _wait_for_stop_signal(wakeup: socket.socket) -> None:
         pass
 
 
+def _rate_limit(text: str) -> RateLimit:
+    """``RPS[:BURST]`` as a ``RateLimit``; a usage error naming the problem if it is not one."""
+    rps, colon, burst = text.partition(":")
+    try:
+        return RateLimit(float(rps), int(burst) if colon else None)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected RPS[:BURST], got {text!r}: {exc}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv``, serve until SIGINT or SIGTERM, return the exit code."""
     parser = argparse.ArgumentParser(
@@ -65,9 +75,22 @@ def main(argv: list[str] | None = None) -> int:
         "--token-delay", type=float, default=0.0, help="seconds before each streamed token"
     )
     parser.add_argument("--api-key", default=None, help="require this key (Bearer or x-api-key)")
+    parser.add_argument(
+        "--rate-limit",
+        type=_rate_limit,
+        default=None,
+        metavar="RPS[:BURST]",
+        help="a token bucket per API key: RPS requests a second, bursts of BURST "
+        "(default: one second's worth); beyond it, 429 with Retry-After",
+    )
     args = parser.parse_args(argv)
 
-    server = LocalLunarServer(api_key=args.api_key, token_delay=args.token_delay, port=args.port)
+    server = LocalLunarServer(
+        api_key=args.api_key,
+        token_delay=args.token_delay,
+        rate_limit=args.rate_limit,
+        port=args.port,
+    )
     # Handlers before the URL is printed, and kept until the server has stopped, so no
     # Ctrl-C can interrupt printing or stopping.
     with _stop_signals() as wakeup, server:

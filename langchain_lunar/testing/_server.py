@@ -23,6 +23,15 @@ from types import TracebackType
 from typing import Any, cast
 from urllib.parse import urlsplit
 
+from langchain_lunar.testing._limits import (
+    Buckets,
+    RateLimit,
+    Refusal,
+    RetryAfterForm,
+    as_rate_limit,
+    check_retry_after,
+    request_key,
+)
 from langchain_lunar.testing._protocol import (
     DEFAULT_PRICE,
     error_body,
@@ -91,6 +100,7 @@ class _Config:
     style: WireStyle
     prices: Mapping[str, tuple[float, float]]
     served_model: str | None
+    rate_limit: RateLimit | None
 
 
 class _State:
@@ -106,6 +116,55 @@ class _State:
         self.disconnects = 0
         self._sockets: set[socket.socket] = set()
         self._threads: set[threading.Thread] = set()
+        self._buckets = None if config.rate_limit is None else Buckets(config.rate_limit)
+        self.rate_limited = 0
+        self._admitted: dict[str | None, int] = {}
+        # model -> (monotonic end of its cooldown, how its 429s say when to retry)
+        self._cooling: dict[str, tuple[float, RetryAfterForm | None]] = {}
+        self._cooling_refusals: dict[str, int] = {}
+
+    def gate(self, key: str | None, model: str, arrival: float) -> Refusal | None:
+        """Apply the rate limit to ``key``, then ``model``'s cooldown, as of ``arrival``: None
+        if the request may go on, else why and for how long it is refused.
+
+        One lock for both, so concurrent requests can never overdraw a bucket. A request
+        refused for a cooling model has passed the rate limit, so it took a token (as a
+        gateway's limit counts requests its upstream then refuses).
+        """
+        with self._cond:
+            if self._buckets is not None:
+                wait = self._buckets.take(key, arrival)
+                if wait is not None:
+                    self.rate_limited += 1
+                    limit = self._buckets.limit
+                    message = (
+                        f"Rate limit reached for requests: {limit.requests_per_second:g} per "
+                        f"second, burst {limit.size}. Please try again in {wait:.3f}s."
+                    )
+                    return Refusal(message, wait, limit.retry_after)
+            self._admitted[key] = self._admitted.get(key, 0) + 1
+            end, form = self._cooling.get(model, (-math.inf, None))
+            if arrival < end:
+                self._cooling_refusals[model] = self._cooling_refusals.get(model, 0) + 1
+                remaining = end - arrival
+                message = (
+                    f"Rate limit reached for model {model!r}: it is cooling down. "
+                    f"Please try again in {remaining:.3f}s."
+                )
+                return Refusal(message, remaining, form)
+            return None
+
+    def cool(self, model: str, seconds: float, form: RetryAfterForm | None) -> None:
+        with self._cond:
+            self._cooling[model] = (time.monotonic() + seconds, form)
+
+    def admitted(self) -> dict[str | None, int]:
+        with self._cond:
+            return dict(self._admitted)
+
+    def cooling_refusals(self) -> dict[str, int]:
+        with self._cond:
+            return dict(self._cooling_refusals)
 
     def record(self, request: RecordedRequest) -> None:
         with self._cond:
@@ -325,11 +384,12 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:  # includes an empty body and invalid UTF-8
             is_json = False
         body = parsed if isinstance(parsed, dict) else None
+        headers = self._header_dict()
         state.record(
             RecordedRequest(
                 method=self.command,
                 path=self.path,
-                headers=self._header_dict(),
+                headers=dict(headers),  # the user's copy; gate() reads the original
                 body=copy.deepcopy(body),
                 model=body.get("model") if body and isinstance(body.get("model"), str) else None,
                 time=arrival,
@@ -351,6 +411,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(400, error_body(400, problem))
             return
         assert body is not None  # validate_request guarantees a dict
+        refusal = state.gate(request_key(headers), body["model"], arrival)
+        if refusal is not None:
+            extra, payload = refusal.response()
+            self._send_bytes(429, _json_bytes(payload), "application/json", extra)
+            return
         self._chat(body, arrival)
 
     def _authorized(self) -> bool:
@@ -619,6 +684,15 @@ class LocalLunarServer:
         prices: USD per 1M tokens ``(input, output)`` by requested model; any other model is
             priced at ``DEFAULT_PRICE`` = (0.15, 0.60).
         served_model: the ``model`` reported in responses; default: the requested model.
+        rate_limit: a ``RateLimit`` (a token bucket per API key), or ``(requests_per_second,
+            burst)`` for ``RateLimit(requests_per_second, burst)``; None (default): no limit.
+            The key is the request's ``x-api-key``, else its ``Authorization: Bearer`` token;
+            requests with neither share one bucket. Checked when a chat-completions request
+            has passed routing, auth and validation, before any scripted step is taken or any
+            reply is sent; a refused request gets a 429 (``{"error": {"message": "Rate limit
+            reached ...", "type": "rate_limit_error", "code": "rate_limit_exceeded"}}``) with
+            the retry hint of ``RateLimit.retry_after``, takes no step and is counted in
+            ``rate_limited``.
         port: TCP port; 0 (default) picks a free one.
     """
 
@@ -632,6 +706,7 @@ class LocalLunarServer:
         style: WireStyle = PLAIN_STYLE,
         prices: Mapping[str, tuple[float, float]] | None = None,
         served_model: str | None = None,
+        rate_limit: RateLimit | tuple[float, int] | None = None,
         port: int = 0,
     ) -> None:
         if token_delay < 0:
@@ -648,6 +723,7 @@ class LocalLunarServer:
             style=style,
             prices=dict(prices or {}),
             served_model=served_model,
+            rate_limit=as_rate_limit(rate_limit),
         )
         self._port = port
         self._state = _State(self._config)
@@ -734,6 +810,23 @@ class LocalLunarServer:
         """How many streaming responses the client closed before the server finished them."""
         return self._state.disconnects
 
+    @property
+    def rate_limited(self) -> int:
+        """How many 429s the rate limit sent (not counting those of ``cool()``)."""
+        return self._state.rate_limited
+
+    @property
+    def admitted_by_key(self) -> dict[str | None, int]:
+        """A copy of how many chat-completions requests passed the rate limit (all that passed
+        routing, auth and validation when there is none), by key; None: requests without one.
+        Requests then refused by ``cool()`` are included: they took a token."""
+        return self._state.admitted()
+
+    @property
+    def cooling_refusals(self) -> dict[str, int]:
+        """A copy of how many 429s ``cool()`` caused, by requested model."""
+        return self._state.cooling_refusals()
+
     # --- control --------------------------------------------------------------------------
 
     def script(self, *steps: Fault | Reply | str, model: str | None = None) -> None:
@@ -745,6 +838,26 @@ class LocalLunarServer:
         validation consume a step; requests finding no step get the normal reply.
         """
         self._state.script.add(steps, model)
+
+    def cool(
+        self, model: str, seconds: float, *, retry_after: RetryAfterForm | None = "seconds"
+    ) -> None:
+        """Refuse every request for ``model`` (the requested one) for the next ``seconds``, as
+        an upstream provider that is rate limiting: a 429 like the rate limit's (``"Rate limit
+        reached for model ..."``), whose retry hint is the time left, in the ``retry_after``
+        form (see ``RateLimit``; by default ``Retry-After`` in whole seconds, rounded up).
+
+        Checked right after the rate limit, so a refused request took its key's token; it
+        takes no scripted step and is counted in ``cooling_refusals``. Calling again replaces
+        the period; ``seconds=0`` ends it.
+        """
+        if not isinstance(model, str) or not model:
+            raise ValueError(f"model must be a non-empty str, got {model!r}")
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+            raise ValueError(f"seconds must be a number, got {seconds!r}")
+        if not 0 <= seconds < math.inf:
+            raise ValueError(f"seconds must be finite and >= 0, got {seconds!r}")
+        self._state.cool(model, seconds, check_retry_after(retry_after))
 
     def wait_for_disconnects(self, n: int, timeout: float = 5.0) -> bool:
         """Block until ``disconnects >= n`` or ``timeout`` seconds pass; returns whether it was
