@@ -21,11 +21,11 @@ Example::
         ...  # point a client at server.base_url
 """
 
+from langchain_lunar.testing._faults import Fault
 from langchain_lunar.testing._limits import RateLimit, RetryAfterForm
 from langchain_lunar.testing._protocol import DEFAULT_PRICE
 from langchain_lunar.testing._redis import RedisServer
 from langchain_lunar.testing._reply import Reply, ToolCall
-from langchain_lunar.testing._script import Fault
 from langchain_lunar.testing._server import LocalLunarServer, RecordedRequest
 from langchain_lunar.testing._sse import WireStyle
 

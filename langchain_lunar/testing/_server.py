@@ -23,6 +23,7 @@ from types import TracebackType
 from typing import Any, cast
 from urllib.parse import urlsplit
 
+from langchain_lunar.testing._faults import Fault
 from langchain_lunar.testing._limits import (
     Buckets,
     RateLimit,
@@ -48,7 +49,7 @@ from langchain_lunar.testing._reply import (
     echo_reply,
     make_answer,
 )
-from langchain_lunar.testing._script import Fault, Script
+from langchain_lunar.testing._script import Script
 from langchain_lunar.testing._sse import WireStyle, encode_comment, encode_event
 from langchain_lunar.testing._stream import (
     ChunkFactory,
@@ -232,6 +233,13 @@ class _BadRequestBody(Exception):
     pass
 
 
+def _wait(stopping: threading.Event, seconds: float) -> bool:
+    """Sleep ``seconds``: False as soon as the server is stopping."""
+    if seconds > 0:
+        return not stopping.wait(seconds)
+    return not stopping.is_set()
+
+
 def _idle(sock: socket.socket, stopping: threading.Event, seconds: float) -> bool:
     """Sleep ``seconds`` (may be ``inf``): False as soon as the server is stopping; raises
     ``ConnectionResetError`` as soon as the client has closed the connection.
@@ -290,9 +298,7 @@ class _ChunkedSink:
         self._chunk(encode_comment(self._style, text))
 
     def wait(self, seconds: float) -> bool:
-        if seconds > 0:
-            return not self._stopping.wait(seconds)
-        return not self._stopping.is_set()
+        return _wait(self._stopping, seconds)
 
     def idle(self, seconds: float) -> bool:
         return _idle(self._sock, self._stopping, seconds)
@@ -319,7 +325,7 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         super().setup()
         if not self._state.opened(self.connection):
-            self._drop()
+            self.drop()
 
     def finish(self) -> None:
         try:
@@ -331,12 +337,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silence the per-request log lines of ``BaseHTTPRequestHandler``."""
-
-    def _drop(self) -> None:
-        """Close the connection now, sending nothing more (not even a terminating chunk)."""
-        self.close_connection = True
-        with contextlib.suppress(OSError):
-            self.connection.shutdown(socket.SHUT_RDWR)
 
     # --- routing --------------------------------------------------------------------------
 
@@ -375,7 +375,7 @@ class _Handler(BaseHTTPRequestHandler):
             raw = self._read_body()
         except _BadRequestBody as exc:
             self.close_connection = True  # framing is broken; cannot find the next request
-            self._send_json(400, error_body(400, str(exc)))
+            self.send_json(400, error_body(400, str(exc)))
             return
         parsed: Any = None
         try:
@@ -398,23 +398,23 @@ class _Handler(BaseHTTPRequestHandler):
 
         route = urlsplit(self.path).path
         if self.command != "POST" or route not in CHAT_PATHS:
-            self._send_json(404, error_body(404, f"No route for {self.command} {route}"))
+            self.send_json(404, error_body(404, f"No route for {self.command} {route}"))
             return
         if not self._authorized():
-            self._send_json(401, error_body(401))
+            self.send_json(401, error_body(401))
             return
         if not is_json:
-            self._send_json(400, error_body(400, "request body is empty or not valid JSON"))
+            self.send_json(400, error_body(400, "request body is empty or not valid JSON"))
             return
         problem = validate_request(parsed)
         if problem is not None:
-            self._send_json(400, error_body(400, problem))
+            self.send_json(400, error_body(400, problem))
             return
         assert body is not None  # validate_request guarantees a dict
         refusal = state.gate(request_key(headers), body["model"], arrival)
         if refusal is not None:
             extra, payload = refusal.response()
-            self._send_bytes(429, _json_bytes(payload), "application/json", extra)
+            self.send_json(429, payload, extra)
             return
         self._chat(body, arrival)
 
@@ -434,22 +434,9 @@ class _Handler(BaseHTTPRequestHandler):
         state = self._state
         config = state.config
         fault = state.script.take(body["model"])
-        if fault is not None and fault.kind == "status":
-            self._send_status_fault(fault)
-            return
-        if fault is not None and fault.kind == "stall" and not self._wait(fault.seconds):
-            self._drop()
-            return
         streaming = body.get("stream") is True
-        if fault is not None and fault.kind == "keepalive_stall" and not streaming:
-            # Nothing to ping in a JSON body: wait silently, as a stall does.
-            try:
-                if not _idle(self.connection, state.stopping, fault.seconds):
-                    self._drop()
-                    return
-            except OSError:
-                self.close_connection = True  # the client gave up; no one to answer
-                return
+        if fault.before_reply(self, streaming):
+            return
 
         step = "reply"
         try:
@@ -458,11 +445,10 @@ class _Handler(BaseHTTPRequestHandler):
             reply = self._with_reasoning(body, reply)
         except Exception as exc:  # a user's callable failed: tell the client which and why
             message = f"{step} callable raised {type(exc).__name__}: {exc}"
-            self._send_json(500, error_body(500, message))
+            self.send_json(500, error_body(500, message))
             return
         answer = make_answer(body, reply, wants_logprobs(body))
-        token_delay = fault.seconds if fault is not None and fault.kind == "slow" else None
-        delay = config.token_delay if token_delay is None else token_delay
+        delay = fault.token_delay(config.token_delay)
         model = config.served_model or body["model"]
         price = config.prices.get(body["model"], DEFAULT_PRICE)
         meter = Meter(
@@ -483,25 +469,17 @@ class _Handler(BaseHTTPRequestHandler):
             return
 
         # Stream-only faults do their closest non-streaming equivalent (see Fault's docstring).
-        if fault is not None and fault.kind == "disconnect":
-            self._drop()
-        elif fault is not None and fault.kind == "stream_error":
-            error = fault.error or {}
-            code = error.get("code")
-            status = code if isinstance(code, int) and 400 <= code <= 599 else 500
-            self._send_json(status, {"error": error})
-        elif fault is not None and fault.kind == "malformed":
-            self._send_bytes(200, fault.line.encode("utf-8"), "application/json")
+        if fault.instead_of_completion(self):
+            return
+        # A non-streaming answer is timed and counted as if it were streamed: it arrives when
+        # its last delta would have been sent.
+        deltas = len(answer_pieces(answer, config.style))
+        if self.wait(delay * deltas):
+            self.send_json(
+                200, completion(completion_id, created, model, answer, meter, config.style)
+            )
         else:
-            # A non-streaming answer is timed and counted as if it were streamed: it arrives
-            # when its last delta would have been sent.
-            deltas = len(answer_pieces(answer, config.style))
-            if self._wait(delay * deltas):
-                self._send_json(
-                    200, completion(completion_id, created, model, answer, meter, config.style)
-                )
-            else:
-                self._drop()
+            self.drop()
 
     def _with_reasoning(self, body: dict[str, Any], reply: Reply) -> Reply:
         """``reply`` with the server's ``reasoning`` filled in, unless it has its own."""
@@ -520,9 +498,10 @@ class _Handler(BaseHTTPRequestHandler):
                 raise TypeError(f"expected a str from reasoning, got {type(text).__name__}")
         return dataclasses.replace(reply, reasoning=text)
 
-    def _reply(self, body: dict[str, Any], fault: Fault | None) -> Reply:
-        if fault is not None and fault.scripted is not None:
-            return fault.scripted
+    def _reply(self, body: dict[str, Any], fault: Fault) -> Reply:
+        scripted = fault.scripted_reply()
+        if scripted is not None:
+            return scripted
         reply = self._state.config.reply
         if reply is None:
             return Reply(echo_reply(body))
@@ -543,7 +522,7 @@ class _Handler(BaseHTTPRequestHandler):
         answer: Answer,
         chunks: ChunkFactory,
         meter: Meter,
-        fault: Fault | None,
+        fault: Fault,
         delay: float,
     ) -> None:
         state = self._state
@@ -567,32 +546,22 @@ class _Handler(BaseHTTPRequestHandler):
             if clean:
                 sink.end()
             else:
-                self._drop()
+                self.drop()
         except OSError:
             # BrokenPipe / ConnectionReset: the client closed the stream before its end.
             self.close_connection = True
             if not state.stopping.is_set():
                 state.count_disconnect()
 
-    # --- writing plain responses ----------------------------------------------------------
+    # --- the ``Exchange`` a fault acts on: answering, dropping, waiting --------------------
 
-    def _send_status_fault(self, fault: Fault) -> None:
-        if isinstance(fault.body, str):
-            data, content_type = fault.body.encode("utf-8"), "text/plain; charset=utf-8"
-        else:
-            payload = fault.body if fault.body is not None else error_body(fault.status_code)
-            data, content_type = _json_bytes(payload), "application/json"
-        self._send_bytes(fault.status_code, data, content_type, fault.headers)
+    def send_json(
+        self, status: int, payload: dict[str, Any], headers: Mapping[str, str] | None = None
+    ) -> None:
+        self.send_bytes(status, _json_bytes(payload), "application/json", headers)
 
-    def _send_json(self, status: int, payload: dict[str, Any]) -> None:
-        self._send_bytes(status, _json_bytes(payload), "application/json")
-
-    def _send_bytes(
-        self,
-        status: int,
-        data: bytes,
-        content_type: str,
-        headers: Mapping[str, str] | None = None,
+    def send_bytes(
+        self, status: int, data: bytes, content_type: str, headers: Mapping[str, str] | None = None
     ) -> None:
         extra = dict(headers or {})
         given = {name.lower() for name in extra}
@@ -607,6 +576,18 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(data)
         self.wfile.flush()
+
+    def drop(self) -> None:
+        """Close the connection now, sending nothing more (not even a terminating chunk)."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    def wait(self, seconds: float) -> bool:
+        return _wait(self._state.stopping, seconds)
+
+    def idle(self, seconds: float) -> bool:
+        return _idle(self.connection, self._state.stopping, seconds)
 
     # --- reading requests -----------------------------------------------------------------
 
@@ -646,12 +627,6 @@ class _Handler(BaseHTTPRequestHandler):
             key = name.lower()
             headers[key] = f"{headers[key]}, {value}" if key in headers else value
         return headers
-
-    def _wait(self, seconds: float) -> bool:
-        """Sleep ``seconds`` unless the server stops first; False if it is stopping."""
-        if seconds <= 0:
-            return not self._state.stopping.is_set()
-        return not self._state.stopping.wait(seconds)
 
 
 def _json_bytes(payload: Any) -> bytes:

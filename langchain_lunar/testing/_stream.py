@@ -11,11 +11,11 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Any
 
+from langchain_lunar.testing._faults import EventSink, Fault, Then
 from langchain_lunar.testing._protocol import SYSTEM_FINGERPRINT, token_logprob, usage
 from langchain_lunar.testing._reply import Answer, SentToolCall
-from langchain_lunar.testing._script import Fault
 from langchain_lunar.testing._sse import WireStyle
 
 
@@ -278,26 +278,6 @@ class ChunkFactory:
         return chunk
 
 
-class EventSink(Protocol):
-    """Where ``run_stream`` writes; the HTTP handler implements it over chunked encoding."""
-
-    def event(self, payload: dict[str, Any] | str) -> None:
-        """Write one SSE event carrying a JSON object or a raw string like ``[DONE]``."""
-
-    def raw(self, text: str) -> None:
-        """Write ``text`` as is (for malformed lines)."""
-
-    def comment(self, text: str) -> None:
-        """Write the comment-only block ``: <text>`` (a keep-alive ping)."""
-
-    def wait(self, seconds: float) -> bool:
-        """Sleep ``seconds``; False if the server is stopping and the stream must end."""
-
-    def idle(self, seconds: float) -> bool:
-        """Sleep ``seconds`` watching the connection: False if the server is stopping; raises
-        ``OSError`` as soon as the client has closed it."""
-
-
 def run_stream(
     sink: EventSink,
     chunks: ChunkFactory,
@@ -305,13 +285,14 @@ def run_stream(
     answer: Answer,
     *,
     style: WireStyle,
-    fault: Fault | None,
+    fault: Fault,
     token_delay: float,
     include_usage: bool,
 ) -> bool:
     """Write the events of a streamed ``answer``, shaped by ``style`` and the scripted ``fault``.
 
-    A fault's ``after`` counts the deltas of ``answer_pieces``: reasoning, text or refusal
+    The fault acts before any chunk (``Fault.open_stream``), then before each delta of
+    ``answer_pieces`` and once after the last (``Fault.at_delta``): reasoning, text or refusal
     tokens, the annotations chunk, then tool-call chunks, so it can cut a stream in the middle
     of a call's arguments.
 
@@ -319,10 +300,7 @@ def run_stream(
     connection must be dropped without it (``Fault.disconnect``, an endless keep-alive stall,
     or the server stopping). Raises ``OSError`` when the client closed the connection.
     """
-    kind = fault.kind if fault is not None else None
-    # A keep-alive stall without `after` comes before any chunk.
-    stall_first = kind == "keepalive_stall" and fault is not None and fault.after is None
-    if stall_first and not _keepalive(sink, cast(Fault, fault)):
+    if not fault.open_stream(sink):
         return False
 
     every = style.usage == "every_chunk"
@@ -335,68 +313,25 @@ def run_stream(
         sink.event(chunks.make(role_delta(answer), usage=running(every)))
 
     pieces = answer_pieces(answer, style)
-    # Faults that act part-way through cut the piece list at `after`.
-    partial = fault is not None and (
-        fault.kind in ("stream_error", "disconnect", "malformed")
-        or (fault.kind in ("no_done", "keepalive_stall") and fault.after is not None)
-    )
-    split = min(fault.after or 0, len(pieces)) if fault is not None and partial else len(pieces)
-
-    sent = 0
-
-    def send_pieces(upto: int) -> bool:
-        nonlocal sent
-        while sent < upto:
-            if not sink.wait(token_delay):
-                return False
-            meter.mark_first_token()
-            piece = pieces[sent]
-            sent += 1
-            counts[0] += piece.tokens
-            counts[1] += piece.reasoning_tokens
-            chunk = chunks.make(piece.delta, usage=running(every), logprobs=piece.logprobs)
-            sink.event(chunk)
-        return True
-
-    if not send_pieces(split):
-        return False
-    if fault is not None and partial:
-        if kind == "stream_error":
-            sink.event({"error": fault.error})
-            return True
-        if kind == "disconnect":
+    for index in range(len(pieces) + 1):
+        then = fault.at_delta(index, len(pieces), sink, style)
+        if then is not Then.GO_ON:
+            return then is Then.END
+        if index == len(pieces):
+            break
+        if not sink.wait(token_delay):
             return False
-        if kind == "no_done":
-            return True
-        if kind == "keepalive_stall":
-            if not _keepalive(sink, fault):
-                return False
-        else:
-            # malformed: the raw line, then carry on as if nothing happened.
-            sink.raw(fault.line + style.line_ending + style.line_ending)
-        if not send_pieces(len(pieces)):
-            return False
+        meter.mark_first_token()
+        piece = pieces[index]
+        counts[0] += piece.tokens
+        counts[1] += piece.reasoning_tokens
+        sink.event(chunks.make(piece.delta, usage=running(every), logprobs=piece.logprobs))
 
     if style.finish_reason:
         final = style.usage in ("every_chunk", "with_finish")
         sink.event(chunks.make({}, answer.finish_reason, usage=running(final)))
     if style.usage == "requested" and include_usage:
         sink.event(chunks.make(None, usage=running(True)))
-    if style.done and kind != "no_done":
+    if style.done and fault.sends_done:
         sink.event("[DONE]")
     return True
-
-
-def _keepalive(sink: EventSink, fault: Fault) -> bool:
-    """Ping ``fault.comment`` at once and then every ``fault.every`` seconds until
-    ``fault.seconds`` have passed (True: go on) or the server stops (False)."""
-    deadline = time.monotonic() + fault.seconds  # inf: until the client or the server ends it
-    while True:
-        sink.comment(fault.comment)
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return True
-        if not sink.idle(min(fault.every, remaining)):
-            return False
-        if time.monotonic() >= deadline:
-            return True
