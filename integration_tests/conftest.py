@@ -10,7 +10,7 @@ import pytest
 
 from langchain_lunar import ChatLunar
 from langchain_lunar.testing import LocalLunarServer
-from tests.conftest import redis_server  # noqa: F401  (the same real Redis fixture)
+from tests.conftest import _fresh_cooldowns, redis_server  # noqa: F401  (the same fixtures)
 
 STORY = (
     "The lunar rover woke at dawn, brushed the grey dust from its panels, and rolled toward "

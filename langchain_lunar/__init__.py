@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from langchain_lunar._version import __version__
 
 if TYPE_CHECKING:
+    from langchain_lunar._cooldowns import CooldownStore, InProcessCooldowns, RedisCooldowns
     from langchain_lunar._exceptions import (
         APIConnectionError,
         APIError,
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
         StreamInterruptedError,
         UnprocessableEntityError,
     )
+    from langchain_lunar._redis_rate_limiter import RedisRateLimiter
     from langchain_lunar._stream_handler import LunarStreamHandler, StreamEvent
     from langchain_lunar._usage_callback import (
         LunarCallbackHandler,
@@ -42,7 +44,11 @@ if TYPE_CHECKING:
 _EXCEPTIONS = "langchain_lunar._exceptions"
 _EXPORTS = {
     "ChatLunar": "langchain_lunar.chat_models",
+    "CooldownStore": "langchain_lunar._cooldowns",
+    "InProcessCooldowns": "langchain_lunar._cooldowns",
+    "RedisCooldowns": "langchain_lunar._cooldowns",
     "LunarStreamHandler": "langchain_lunar._stream_handler",
+    "RedisRateLimiter": "langchain_lunar._redis_rate_limiter",
     "StreamEvent": "langchain_lunar._stream_handler",
     "LunarCallbackHandler": "langchain_lunar._usage_callback",
     "ModelUsage": "langchain_lunar._usage_callback",
@@ -74,7 +80,9 @@ __all__ = [
     "BadRequestError",
     "ChatLunar",
     "ContextLengthExceededError",
+    "CooldownStore",
     "GatewayTimeoutError",
+    "InProcessCooldowns",
     "LunarCallbackHandler",
     "LunarError",
     "LunarStreamHandler",
@@ -83,6 +91,8 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
+    "RedisCooldowns",
+    "RedisRateLimiter",
     "ServerError",
     "ServiceUnavailableError",
     "StreamChunkTimeoutError",

@@ -72,7 +72,10 @@ class LunarError(ModelError):
             that failed, this one last: dicts with ``model``, ``error`` (the class name),
             ``status_code``, ``message``, ``wait`` (seconds slept before the next attempt;
             0 when moving to the next model; None for the last) and ``then`` (``"retry"``,
-            ``"fallback"`` or ``"raise"``).
+            ``"fallback"`` or ``"raise"``; for a model not asked because it cools down
+            (a shared cooldown: see ``ChatLunar.cooldowns``), ``error`` is ``"CoolingDown"``,
+            ``status_code`` None, and ``then`` ``"skip"`` (on to the next model at once) or
+            ``"wait"`` (the last model, asked after ``wait`` seconds)).
     """
 
     failed_attempts: tuple[dict[str, Any], ...] = ()

@@ -10,6 +10,15 @@ failure what comes next:
   the next model of ``fallbacks`` is asked at once;
 - any other error (400, 401, 403, 404, 422, a malformed answer) is raised at once.
 
+Shared cooldowns (``langchain_lunar._cooldowns``): a 429 or 503 that asks for a wait records
+that its model cools down until then. Before each attempt the plan reads the store: a model
+cooling down is skipped for the next one without a request; the last one is waited for when
+the wait is within ``max_retry_wait``, else a ``RateLimitError`` is raised. A wait the plan
+itself has slept (a retry after the server's ``Retry-After``) is not waited again.
+
+Every request after the first takes a token of the model's ``rate_limiter`` (langchain-core
+takes the first one before the call); a skipped model sends nothing and takes none.
+
 A streaming attempt succeeds once its first chunk has arrived; what happens after that is never
 retried, because the caller has seen it (see ``StreamInterruptedError``).
 """
@@ -18,19 +27,29 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception
 
-from langchain_lunar._exceptions import APIConnectionError, APIError, LunarError
+from langchain_lunar._exceptions import APIConnectionError, APIError, LunarError, RateLimitError
+
+if TYPE_CHECKING:
+    from langchain_core.rate_limiters import BaseRateLimiter
+
+    from langchain_lunar._cooldowns import CooldownScope
 
 logger = logging.getLogger("langchain_lunar")
 
 T = TypeVar("T")
 
 _RETRYABLE_STATUSES = frozenset({408, 409, 429})
+_COOLING_STATUSES = frozenset({429, 503})
+# A cooldown that ends this close to now is over: the clocks of a fleet differ a little.
+_CLOCK_TOLERANCE = 0.1
 
 
 @dataclass(frozen=True)
@@ -69,13 +88,26 @@ class _Plan:
     that attempt, so the outcome never depends on the order of the hooks.
     """
 
-    def __init__(self, models: Sequence[str], settings: RetrySettings) -> None:
+    def __init__(
+        self,
+        models: Sequence[str],
+        settings: RetrySettings,
+        cooldowns: CooldownScope | None = None,
+        rate_limiter: BaseRateLimiter | None = None,
+    ) -> None:
         self.models = models
         self.settings = settings
+        self.cooldowns = cooldowns
+        self.rate_limiter = rate_limiter
         self.index = 0
         self.retries_used = 0
+        self.sent = 0  # requests sent
         self.failed: list[dict[str, Any]] = []
         self._decided: tuple[int, _Step | None] | None = None  # (attempt number, next step)
+        # Per model, the latest cooldown end this call has already waited for (or is waiting
+        # for, as the wait before a retry), so that it does not skip or wait for it again.
+        self._waited: dict[str, float] = {}
+        self._cooling_error: RateLimitError | None = None  # raised when the last model cools
 
     @property
     def model(self) -> str:
@@ -90,6 +122,8 @@ class _Plan:
         return decided[1]
 
     def _decide(self, error: BaseException) -> _Step | None:
+        if error is self._cooling_error:
+            return None  # nothing was asked: the cooldown is longer than max_retry_wait
         asked: float | None = getattr(error, "retry_after", None)
         settings = self.settings
         if self.retries_used < settings.max_retries and (
@@ -154,6 +188,59 @@ class _Plan:
             }
         )
 
+    # --- Shared cooldowns and the rate limiter, around each attempt -------------------------
+
+    def cooling(self, until: float | None) -> float | None:
+        """After reading when the current model's cooldown ends (``until``, epoch seconds): the
+        seconds to wait before asking it (0.0: at once), or None when it was skipped for the
+        next model, which is then to be checked in turn.
+
+        Raises ``RateLimitError`` when the last model cools down longer than
+        ``max_retry_wait``.
+        """
+        if until is None:
+            return 0.0
+        model = self.model
+        left = until - time.time()
+        if left <= _CLOCK_TOLERANCE or until <= self._waited.get(model, 0.0) + _CLOCK_TOLERANCE:
+            return 0.0
+        message = (
+            f"{model} cools down until {_clock(until)} ({left:.1f} s from now), from a shared "
+            "cooldown: it answered 429 or 503 asking for that wait"
+        )
+        if self.index + 1 < len(self.models):
+            self.failed.append(_skip(model, message, wait=0.0, then="skip"))
+            logger.info("Skipping %s for %s: %s", model, self.models[self.index + 1], message)
+            self.index += 1
+            self.retries_used = 0
+            return None
+        if left <= self.settings.max_retry_wait:
+            self.failed.append(_skip(model, message, wait=left, then="wait"))
+            logger.info("Waiting %.2f s before asking %s: %s", left, model, message)
+            self._waited[model] = until
+            return left
+        self._cooling_error = RateLimitError(message, status_code=429, retry_after=left)
+        raise self._cooling_error
+
+    def cools_until(self, error: BaseException) -> float | None:
+        """When the current model cools down until after failing with ``error``: for a 429 or
+        503 that asked for a wait. None when it does not cool (or cooldowns are off)."""
+        if self.cooldowns is None or not isinstance(error, APIError):
+            return None
+        asked = error.retry_after
+        if not asked or error.status_code not in _COOLING_STATUSES:
+            return None
+        until = time.time() + asked
+        # A retry on this model comes after exactly that wait: it must not wait again.
+        self._waited[self.model] = until
+        return until
+
+    def takes_token(self) -> bool:
+        """Whether the request about to be sent takes a token of the rate limiter itself:
+        every one but the first, whose token langchain-core took before the call."""
+        self.sent += 1
+        return self.sent > 1 and self.rate_limiter is not None
+
 
 _RETRY_IF_RETRYABLE = retry_if_exception(is_retryable)
 
@@ -175,13 +262,39 @@ def call_with_retries(
     attempt: Callable[[str, tuple[dict[str, Any], ...]], T],
     *,
     sleep: Callable[[float], None],
+    cooldowns: CooldownScope | None = None,
+    rate_limiter: BaseRateLimiter | None = None,
 ) -> T:
-    """Run ``attempt(model, failed_attempts_so_far)`` under the policy; return its first success."""
-    plan = _Plan(models, settings)
+    """Run ``attempt(model, failed_attempts_so_far)`` under the policy; return its first success.
+
+    With ``cooldowns``, a model cooling down is skipped (or waited for), and a 429 or 503 that
+    asks for a wait is recorded; with ``rate_limiter``, each request after the first takes a
+    token.
+    """
+    plan = _Plan(models, settings, cooldowns, rate_limiter)
+
+    def attempt_now() -> T:
+        scope = plan.cooldowns
+        if scope is not None:
+            # Until a model may be asked: a skip moves on to the next model, and a wait is
+            # followed by a fresh look (another worker may have been told to wait longer).
+            while (wait := plan.cooling(scope.store.until(scope.key(plan.model)))) != 0.0:
+                if wait is not None:
+                    sleep(wait)
+        if plan.takes_token():
+            assert rate_limiter is not None
+            rate_limiter.acquire(blocking=True)
+        try:
+            return attempt(plan.model, tuple(plan.failed))
+        except APIError as error:
+            until = plan.cools_until(error)
+            if until is not None:
+                assert scope is not None
+                scope.store.cool(scope.key(plan.model), until)
+            raise
+
     try:
-        return Retrying(sleep=sleep, **_policy(plan))(
-            lambda: attempt(plan.model, tuple(plan.failed))
-        )
+        return Retrying(sleep=sleep, **_policy(plan))(attempt_now)
     except LunarError as error:
         _attach(error, plan)
         raise
@@ -193,12 +306,29 @@ async def acall_with_retries(
     attempt: Callable[[str, tuple[dict[str, Any], ...]], Awaitable[T]],
     *,
     sleep: Callable[[float], Awaitable[None]],
+    cooldowns: CooldownScope | None = None,
+    rate_limiter: BaseRateLimiter | None = None,
 ) -> T:
-    """Async twin of ``call_with_retries``."""
-    plan = _Plan(models, settings)
+    """Async twin of ``call_with_retries``: the store's and the limiter's async methods."""
+    plan = _Plan(models, settings, cooldowns, rate_limiter)
 
     async def attempt_now() -> T:  # tenacity awaits only coroutine functions, not lambdas
-        return await attempt(plan.model, tuple(plan.failed))
+        scope = plan.cooldowns
+        if scope is not None:
+            while (wait := plan.cooling(await scope.store.auntil(scope.key(plan.model)))) != 0.0:
+                if wait is not None:
+                    await sleep(wait)
+        if plan.takes_token():
+            assert rate_limiter is not None
+            await rate_limiter.aacquire(blocking=True)
+        try:
+            return await attempt(plan.model, tuple(plan.failed))
+        except APIError as error:
+            until = plan.cools_until(error)
+            if until is not None:
+                assert scope is not None
+                await scope.store.acool(scope.key(plan.model), until)
+            raise
 
     try:
         return await AsyncRetrying(sleep=sleep, **_policy(plan))(attempt_now)
@@ -218,6 +348,22 @@ def _error_of(state: RetryCallState) -> BaseException:
     error = state.outcome.exception()
     assert error is not None
     return error
+
+
+def _skip(model: str, message: str, *, wait: float, then: str) -> dict[str, Any]:
+    """The ``failed_attempts`` entry of a model not asked because it cools down."""
+    return {
+        "model": model,
+        "error": "CoolingDown",
+        "status_code": None,
+        "message": message,
+        "wait": wait,
+        "then": then,
+    }
+
+
+def _clock(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds")
 
 
 def _describe(error: BaseException) -> str:

@@ -20,6 +20,7 @@ import httpx
 from langchain_core.messages import BaseMessage
 from pydantic import ConfigDict, SecretStr, TypeAdapter, ValidationError
 
+from langchain_lunar._cooldowns import CooldownScope, cooldown_scope
 from langchain_lunar._messages import reasoning_to_return, to_lunar_messages, with_reasoning_for
 from langchain_lunar._retry import RetrySettings
 from langchain_lunar._secrets import MASK, MaskedHeaders, masked_headers, secrets_of
@@ -77,6 +78,8 @@ class ResolvedCall:
     retry: RetrySettings
     models: list[str]
     """The model of the request, then its fallbacks."""
+    cooldowns: CooldownScope | None = None
+    """The shared cooldowns of this call's ``base_url`` and key; None when they are off."""
 
 
 def resolve_call(
@@ -144,7 +147,13 @@ def resolve_call(
         stream_chunk_timeout=chunk_timeout if chunk_timeout and chunk_timeout < math.inf else None,
     )
     retry = RetrySettings(**{name: settings.get(name, getattr(llm, name)) for name in RETRY_FIELDS})
-    return ResolvedCall(request, retry, [request.model, *settings.get("fallbacks", llm.fallbacks)])
+    store = llm.cooldowns
+    return ResolvedCall(
+        request,
+        retry,
+        [request.model, *settings.get("fallbacks", llm.fallbacks)],
+        cooldown_scope(store, base_url, headers) if store is not None else None,
+    )
 
 
 def checked_call_kwargs(fields: Mapping[str, Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from pydantic import (
 
 from langchain_lunar import _refusal_blocks, _transport
 from langchain_lunar._clients import ClientPool, PoolKey
+from langchain_lunar._cooldowns import CooldownStore, default_cooldowns
 from langchain_lunar._responses import PROVIDER
 from langchain_lunar._retry import acall_with_retries, call_with_retries
 from langchain_lunar._secrets import masked_headers
@@ -151,6 +152,11 @@ class ChatLunar(BaseChatModel):
     """Your own ``httpx.Client`` (proxies, certificates, transports). Default: one of ours."""
     http_async_client: httpx.AsyncClient | None = Field(default=None, exclude=True)
     """Your own ``httpx.AsyncClient``. Default: one of ours per event loop."""
+    cooldowns: CooldownStore | None = Field(default_factory=default_cooldowns, exclude=True)
+    """Where a model's cooldown is shared: after a 429 or 503 that asks for a wait, every
+    ChatLunar using this store skips that model (same ``base_url`` and key) until the wait is
+    over. Default: one ``InProcessCooldowns`` for the whole process; ``RedisCooldowns(...)``
+    shares them across processes and machines; None turns sharing off."""
 
     # This instance's share of the shared httpx clients (langchain_lunar._clients).
     _clients: ClientPool = PrivateAttr()
@@ -265,6 +271,8 @@ class ChatLunar(BaseChatModel):
             call.models,
             lambda model, failed: _transport.complete(client, request.for_model(model, failed)),
             sleep=self._sleep or time.sleep,
+            cooldowns=call.cooldowns,
+            rate_limiter=self.rate_limiter,
         )
 
     async def _agenerate(
@@ -282,6 +290,8 @@ class ChatLunar(BaseChatModel):
             call.models,
             lambda model, failed: _transport.acomplete(client, request.for_model(model, failed)),
             sleep=self._asleep or asyncio.sleep,
+            cooldowns=call.cooldowns,
+            rate_limiter=self.rate_limiter,
         )
 
     def _stream(
@@ -303,7 +313,12 @@ class ChatLunar(BaseChatModel):
             return next(chunks), chunks
 
         first, rest = call_with_retries(
-            call.retry, call.models, open_stream, sleep=self._sleep or time.sleep
+            call.retry,
+            call.models,
+            open_stream,
+            sleep=self._sleep or time.sleep,
+            cooldowns=call.cooldowns,
+            rate_limiter=self.rate_limiter,
         )
         try:
             if run_manager is None:
@@ -336,7 +351,12 @@ class ChatLunar(BaseChatModel):
             return await chunks.__anext__(), chunks
 
         first, rest = await acall_with_retries(
-            call.retry, call.models, open_stream, sleep=self._asleep or asyncio.sleep
+            call.retry,
+            call.models,
+            open_stream,
+            sleep=self._asleep or asyncio.sleep,
+            cooldowns=call.cooldowns,
+            rate_limiter=self.rate_limiter,
         )
         try:
             if run_manager is not None:

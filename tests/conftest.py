@@ -22,3 +22,13 @@ def redis_server() -> Iterator[RedisServer]:
         pytest.skip("redis-server is not installed (apt-get install redis-server)")
     with RedisServer() as server:
         yield server
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cooldowns() -> Iterator[None]:
+    """Each test starts with no model cooling down: the process-wide store outlives tests."""
+    from langchain_lunar._cooldowns import default_cooldowns
+
+    default_cooldowns().clear()
+    yield
+    default_cooldowns().clear()
