@@ -91,3 +91,22 @@ def test_paced_streams_arrive_one_event_per_read() -> None:
         if e != b"data: [DONE]" and json.loads(e[6:])["choices"]
     )
     assert text == expected_text(20)
+
+
+def test_the_fleet_figure_runs_and_the_shared_store_spares_the_cooling_model(
+    tmp_path: Path, redis_server: Any
+) -> None:
+    # redis_server: only to skip (or, in CI, fail) where redis-server is not installed.
+    out = tmp_path / "fleet.json"
+    fleet = RUN.parent / "fleet.py"
+    done = subprocess.run(
+        [sys.executable, str(fleet), "--workers", "2", "--calls", "2", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = {row["store"]: row for row in json.loads(out.read_text())}
+    assert rows["none"]["requests_to_cooling_model"] == 4  # every call is refused first
+    assert rows["per process"]["requests_to_cooling_model"] == 2  # once per worker
+    assert rows["Redis"]["requests_to_cooling_model"] == 0
