@@ -52,17 +52,3 @@ def model_for(server: LocalLunarServer, **fields: Any) -> ChatLunar:
 @pytest.fixture
 def llm(server: LocalLunarServer) -> ChatLunar:
     return model_for(server)
-
-
-async def deliver(
-    llm: Any, mode: str, into: list[Any], prompt: Any = "hi", **kwargs: Any
-) -> list[Any]:
-    """Stream from ``llm`` (``mode`` "sync"/"stream" or "async"/"astream"), appending each chunk
-    to ``into`` as it arrives, so a test sees what was delivered before an error; returns it."""
-    if mode in ("sync", "stream"):
-        for chunk in llm.stream(prompt, **kwargs):
-            into.append(chunk)
-    else:
-        async for chunk in llm.astream(prompt, **kwargs):
-            into.append(chunk)
-    return into

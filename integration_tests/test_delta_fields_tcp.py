@@ -12,23 +12,23 @@ from pydantic import BaseModel
 
 from langchain_lunar import StreamInterruptedError
 from langchain_lunar.testing import Fault, Reply, ToolCall, WireStyle
+from tests.calls import CallWay, call, streaming_ways
 from tests.helpers import merged
 
-from .conftest import STORY, ServerFactory, deliver, model_for
+from .conftest import STORY, ServerFactory, model_for
 
-modes = pytest.mark.parametrize("mode", ["sync", "async"])
 THINKING = "First the rover, then the crater."
 
 
-@modes
+@streaming_ways
 @pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
 async def test_reasoning_streams_first_then_the_story(
-    make_server: ServerFactory, mode: str, field: str
+    make_server: ServerFactory, way: CallWay, field: str
 ) -> None:
     server = make_server(
         reply=Reply(STORY, reasoning=THINKING), style=WireStyle(reasoning_field=field)
     )
-    chunks = await deliver(model_for(server), mode, [])
+    chunks = await call(model_for(server), way)
     thinking = [c.additional_kwargs["reasoning_content"] for c in chunks if c.additional_kwargs]
     assert "".join(thinking) == THINKING
     first_text = next(i for i, c in enumerate(chunks) if c.content)
@@ -40,13 +40,13 @@ async def test_reasoning_streams_first_then_the_story(
     assert details["reasoning"] > 0
 
 
-@modes
-async def test_a_mixed_chunk_becomes_two_chunks(make_server: ServerFactory, mode: str) -> None:
+@streaming_ways
+async def test_a_mixed_chunk_becomes_two_chunks(make_server: ServerFactory, way: CallWay) -> None:
     server = make_server(
         reply=Reply(STORY, reasoning=THINKING),
         style=WireStyle(mixed_chunk=True, reasoning_details=True),
     )
-    chunks = await deliver(model_for(server), mode, [])
+    chunks = await call(model_for(server), way)
     first_text = next(i for i, c in enumerate(chunks) if c.content)
     before = chunks[first_text - 1]
     assert before.content == ""
@@ -89,29 +89,24 @@ class Answer(BaseModel):
     value: int
 
 
-@modes
+@streaming_ways
 @pytest.mark.parametrize("method", ["function_calling", "json_schema", "json_mode"])
 async def test_a_refusal_raises_model_refusal_error(
-    make_server: ServerFactory, mode: str, method: str
+    make_server: ServerFactory, way: CallWay, method: str
 ) -> None:
     server = make_server(reply=Reply(refusal="I can't help with that."))
     runnable: Any = model_for(server).with_structured_output(Answer, method=method)  # type: ignore[arg-type]
 
-    async def stream() -> list[Any]:
-        if mode == "sync":
-            return list(runnable.stream("hi"))
-        return [part async for part in runnable.astream("hi")]
-
     with pytest.raises(ModelRefusalError, match="I can't help with that"):
-        await stream()
+        await call(runnable, way)
     with pytest.raises(ModelRefusalError, match="I can't help with that"):
         runnable.invoke("hi")
 
 
-@modes
-async def test_logprobs_for_every_token(make_server: ServerFactory, mode: str) -> None:
+@streaming_ways
+async def test_logprobs_for_every_token(make_server: ServerFactory, way: CallWay) -> None:
     server = make_server()
-    chunks = await deliver(model_for(server), mode, [], logprobs=True, top_logprobs=2)
+    chunks = await call(model_for(server), way, logprobs=True, top_logprobs=2)
     total = merged(chunks)
     entries = total.response_metadata["logprobs"]["content"]
     assert "".join(entry["token"] for entry in entries) == STORY
@@ -120,14 +115,14 @@ async def test_logprobs_for_every_token(make_server: ServerFactory, mode: str) -
     assert "".join(e["token"] for e in message.response_metadata["logprobs"]["content"]) == STORY
 
 
-@modes
-async def test_citations_and_unmapped_fields(make_server: ServerFactory, mode: str) -> None:
+@streaming_ways
+async def test_citations_and_unmapped_fields(make_server: ServerFactory, way: CallWay) -> None:
     citation = {"type": "url_citation", "url_citation": {"url": "https://moon.test", "title": "M"}}
     server = make_server(
         reply=Reply(STORY, annotations=[citation]),
         style=WireStyle(extra_delta_fields={"provider_note": {"shard": 7}}),
     )
-    total = merged(await deliver(model_for(server), mode, []))
+    total = merged(await call(model_for(server), way))
     assert total.content == STORY
     assert total.additional_kwargs["annotations"] == [citation]
     unmapped = total.additional_kwargs["unmapped_fields"]
@@ -166,16 +161,16 @@ def test_a_plain_message_history_is_unchanged(make_server: ServerFactory) -> Non
 # --- a model that goes silent behind keep-alives (the local server's keepalive_stall) --------
 
 
-@modes
+@streaming_ways
 async def test_a_silent_primary_falls_back_though_pings_keep_coming(
-    make_server: ServerFactory, mode: str
+    make_server: ServerFactory, way: CallWay
 ) -> None:
     server = make_server()
     server.script(Fault.keepalive_stall(None, every=0.05), model="silent-model")
     llm = model_for(
         server, model="silent-model", fallbacks=["gpt-4o-mini"], stream_chunk_timeout=0.3
     )
-    total = merged(await deliver(llm, mode, []))
+    total = merged(await call(llm, way))
     assert total.content == STORY
     assert total.response_metadata["model_name"] == "gpt-4o-mini"
     failed = total.response_metadata["failed_attempts"]
@@ -185,15 +180,15 @@ async def test_a_silent_primary_falls_back_though_pings_keep_coming(
     assert server.wait_for_disconnects(1, timeout=2.0)
 
 
-@modes
+@streaming_ways
 async def test_a_stall_after_tokens_interrupts_with_the_delivered_text(
-    make_server: ServerFactory, mode: str
+    make_server: ServerFactory, way: CallWay
 ) -> None:
     server = make_server()
     server.script(Fault.keepalive_stall(None, every=0.05, after=3))
     delivered: list[Any] = []
     with pytest.raises(StreamInterruptedError) as caught:
-        await deliver(model_for(server, stream_chunk_timeout=0.3), mode, delivered)
+        await call(model_for(server, stream_chunk_timeout=0.3), way, into=delivered)
     text = "".join(chunk.content for chunk in delivered)
     assert caught.value.text == text
     assert STORY.startswith(text)

@@ -9,22 +9,9 @@ import pytest
 
 from langchain_lunar import AuthenticationError, RateLimitError, StreamInterruptedError
 from langchain_lunar.testing import Fault, LocalLunarServer
-from tests.helpers import merged
+from tests.calls import CallWay, all_ways, answer, call, streaming_ways
 
-from .conftest import STORY, TOKENS, deliver, model_for
-
-MODES = ["invoke", "ainvoke", "stream", "astream"]
-modes = pytest.mark.parametrize("mode", MODES)
-
-
-async def answer(llm: Any, mode: str) -> Any:
-    if mode == "invoke":
-        return llm.invoke("hi")
-    if mode == "ainvoke":
-        return await llm.ainvoke("hi")
-    chunks: list[Any] = []
-    await deliver(llm, mode, chunks)
-    return merged(chunks)
+from .conftest import STORY, TOKENS, model_for
 
 
 def resilient(server: LocalLunarServer, **fields: Any) -> Any:
@@ -35,10 +22,10 @@ def resilient(server: LocalLunarServer, **fields: Any) -> Any:
     return model_for(server, **fields)
 
 
-@modes
-async def test_retry_after_of_one_second_is_waited(server: LocalLunarServer, mode: str) -> None:
+@all_ways
+async def test_retry_after_of_one_second_is_waited(server: LocalLunarServer, way: CallWay) -> None:
     server.script(Fault.status(429, headers={"Retry-After": "1"}), model="gpt-4o-mini")
-    message = await answer(resilient(server), mode)
+    message = await answer(resilient(server), way)
     assert message.content == STORY
     first, second = server.requests
     gap = second.time - first.time
@@ -46,38 +33,38 @@ async def test_retry_after_of_one_second_is_waited(server: LocalLunarServer, mod
     assert [r.model for r in server.requests] == ["gpt-4o-mini", "gpt-4o-mini"]
 
 
-@modes
+@all_ways
 async def test_retry_after_of_an_hour_moves_to_the_next_model_at_once(
-    server: LocalLunarServer, mode: str
+    server: LocalLunarServer, way: CallWay
 ) -> None:
     server.script(Fault.status(429, headers={"Retry-After": "3600"}), model="gpt-4o-mini")
     started = time.monotonic()
-    message = await answer(resilient(server, max_retry_wait=5), mode)
+    message = await answer(resilient(server, max_retry_wait=5), way)
     assert time.monotonic() - started < 1.0
     assert [r.model for r in server.requests] == ["gpt-4o-mini", "claude-3-haiku"]
     assert message.response_metadata["model_name"] == "claude-3-haiku"
     assert message.response_metadata["failed_attempts"][0]["status_code"] == 429
 
 
-@modes
+@all_ways
 async def test_retry_after_of_an_hour_without_fallbacks_raises_at_once(
-    server: LocalLunarServer, mode: str
+    server: LocalLunarServer, way: CallWay
 ) -> None:
     server.script(Fault.status(429, headers={"Retry-After": "3600"}))
     started = time.monotonic()
     with pytest.raises(RateLimitError) as caught:
-        await answer(resilient(server, max_retry_wait=5, fallbacks=[]), mode)
+        await answer(resilient(server, max_retry_wait=5, fallbacks=[]), way)
     assert time.monotonic() - started < 1.0
     assert caught.value.retry_after == 3600
     assert len(server.requests) == 1
 
 
-@modes
+@all_ways
 async def test_server_errors_exhaust_retries_then_fall_back(
-    server: LocalLunarServer, mode: str
+    server: LocalLunarServer, way: CallWay
 ) -> None:
     server.script(Fault.status(503), Fault.status(502), Fault.status(500), model="gpt-4o-mini")
-    message = await answer(resilient(server), mode)
+    message = await answer(resilient(server), way)
     assert message.content == STORY
     assert [r.model for r in server.requests] == ["gpt-4o-mini"] * 3 + ["claude-3-haiku"]
     assert message.response_metadata["model_name"] == "claude-3-haiku"
@@ -88,66 +75,65 @@ async def test_server_errors_exhaust_retries_then_fall_back(
     ]
 
 
-@modes
-async def test_auth_error_is_one_request_and_no_fallback(make_server: Any, mode: str) -> None:
+@all_ways
+async def test_auth_error_is_one_request_and_no_fallback(make_server: Any, way: CallWay) -> None:
     server = make_server(api_key="sk-right")
     with pytest.raises(AuthenticationError):
-        await answer(resilient(server, api_key="sk-wrong"), mode)
+        await answer(resilient(server, api_key="sk-wrong"), way)
     assert len(server.requests) == 1
 
 
-@pytest.mark.parametrize("mode", ["stream", "astream"])
+@streaming_ways
 async def test_in_stream_error_before_the_first_token_falls_back(
-    server: LocalLunarServer, mode: str
+    server: LocalLunarServer, way: CallWay
 ) -> None:
     server.script(
         Fault.stream_error(after=0, error={"message": "overloaded", "code": 503}),
         model="gpt-4o-mini",
     )
-    message = await answer(resilient(server, max_retries=0), mode)
+    message = await answer(resilient(server, max_retries=0), way)
     assert message.content == STORY
     assert [r.model for r in server.requests] == ["gpt-4o-mini", "claude-3-haiku"]
 
 
-@modes
+@all_ways
 async def test_read_timeout_before_the_first_chunk_is_retried(
-    server: LocalLunarServer, mode: str
+    server: LocalLunarServer, way: CallWay
 ) -> None:
     server.script(Fault.stall(1.5))
-    message = await answer(resilient(server, timeout=0.5, fallbacks=[]), mode)
+    message = await answer(resilient(server, timeout=0.5, fallbacks=[]), way)
     assert message.content == STORY
     assert len(server.requests) == 2
 
 
-@modes
+@all_ways
 async def test_disconnect_before_the_first_token_is_retried(
-    server: LocalLunarServer, mode: str
+    server: LocalLunarServer, way: CallWay
 ) -> None:
     server.script(Fault.disconnect(after=0))
-    assert (await answer(resilient(server, fallbacks=[]), mode)).content == STORY
+    assert (await answer(resilient(server, fallbacks=[]), way)).content == STORY
     assert len(server.requests) == 2
 
 
-@pytest.mark.parametrize("mode", ["stream", "astream"])
+@streaming_ways
 async def test_disconnect_after_five_tokens_raises_after_exactly_those(
-    server: LocalLunarServer, mode: str
+    server: LocalLunarServer, way: CallWay
 ) -> None:
     server.script(Fault.disconnect(after=5))
     delivered: list[Any] = []
     with pytest.raises(StreamInterruptedError) as caught:
-        await deliver(resilient(server), mode, delivered)
+        await call(resilient(server), way, into=delivered)
     assert [c.content for c in delivered] == TOKENS[:5]
     assert caught.value.text == "".join(TOKENS[:5])
     assert len(server.requests) == 1  # nothing retried, nothing replayed from a fallback
 
 
-@pytest.mark.parametrize("mode", ["stream", "astream"])
+@streaming_ways
 async def test_only_the_fallbacks_tokens_reach_the_caller(
-    server: LocalLunarServer, mode: str
+    server: LocalLunarServer, way: CallWay
 ) -> None:
     server.script(
         Fault.stream_error(after=0, error={"message": "busy", "code": 429}), model="gpt-4o-mini"
     )
-    chunks: list[Any] = []
-    await deliver(resilient(server, max_retries=0), mode, chunks)
+    chunks = await call(resilient(server, max_retries=0), way)
     assert [c.content for c in chunks[:-1]] == TOKENS

@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from langchain_lunar import ChatLunar, StreamChunkTimeoutError, StreamInterruptedError
+from tests.calls import CallWay, call, streaming_ways
 
 TIMEOUT = 0.4
 GIVE_UP = 5.0  # the server stops on its own after this, so a broken client cannot hang the test
@@ -45,7 +46,7 @@ FINISH = (
 )
 
 
-Script = list[tuple[float, "bytes | None"]]
+Steps = list[tuple[float, "bytes | None"]]
 """What the server sends after the opening chunks: (delay, bytes), None to close."""
 
 
@@ -54,7 +55,7 @@ class StallingServer:
     script ``: ping`` every 0.1 s until the client leaves; after the script, silence."""
 
     def __init__(
-        self, script: Script | None, *, headers: bool = True, framing: str = "until-close"
+        self, script: Steps | None, *, headers: bool = True, framing: str = "until-close"
     ) -> None:
         self.script = script
         self.headers = headers
@@ -124,7 +125,7 @@ def _read_request(connection: socket.socket) -> None:
 def serve() -> Iterator[Any]:
     servers: list[StallingServer] = []
 
-    def start(script: Script | None = None, **kwargs: Any) -> StallingServer:
+    def start(script: Steps | None = None, **kwargs: Any) -> StallingServer:
         servers.append(StallingServer(script, **kwargs))
         return servers[-1]
 
@@ -146,27 +147,17 @@ def model(server: StallingServer, **fields: Any) -> ChatLunar:
     )
 
 
-async def consume(llm: ChatLunar, mode: str, texts: list[str]) -> None:
-    if mode == "stream":
-        for chunk in llm.stream("hi"):
-            texts.append(chunk.text)
-    else:
-        async for chunk in llm.astream("hi"):
-            texts.append(chunk.text)
-
-
-modes = pytest.mark.parametrize("mode", ["stream", "astream"])
-
-
-@modes
+@streaming_ways
 @pytest.mark.parametrize("framing", FRAMINGS)
-async def test_pings_do_not_keep_a_stalled_stream_open(serve: Any, mode: str, framing: str) -> None:
+async def test_pings_do_not_keep_a_stalled_stream_open(
+    serve: Any, way: CallWay, framing: str
+) -> None:
     server = serve(framing=framing)  # pings every 0.1 s, forever
-    texts: list[str] = []
+    delivered: list[Any] = []
     with pytest.raises(StreamInterruptedError) as caught:
-        await consume(model(server), mode, texts)
+        await call(model(server), way, into=delivered)
     failed_at = time.monotonic()
-    assert texts == ["Hello"]
+    assert [chunk.text for chunk in delivered] == ["Hello"]
     assert caught.value.text == "Hello"
     assert isinstance(caught.value.__cause__, StreamChunkTimeoutError)
     assert "stream_chunk_timeout" in str(caught.value)
@@ -176,39 +167,38 @@ async def test_pings_do_not_keep_a_stalled_stream_open(serve: Any, mode: str, fr
     assert server.disconnected_at - failed_at < 1.0
 
 
-@modes
-async def test_a_read_blocked_past_the_deadline_is_cut_there(serve: Any, mode: str) -> None:
+@streaming_ways
+async def test_a_read_blocked_past_the_deadline_is_cut_there(serve: Any, way: CallWay) -> None:
     # A ping inside the deadline, then silence until a token after it, which comes before the
     # read timeout (lowered to the deadline's length) would end the read that the ping began.
     # Checking only after each read would take that token; the watchdog cuts the read first.
     timeout = 0.6
     server = serve([(0.45, b": ping\n\n"), (0.4, delta(content=" late"))])
-    texts: list[str] = []
+    delivered: list[Any] = []
     with pytest.raises(StreamInterruptedError) as caught:
-        await consume(model(server, stream_chunk_timeout=timeout), mode, texts)
-    assert texts == ["Hello"]
+        await call(model(server, stream_chunk_timeout=timeout), way, into=delivered)
+    assert [chunk.text for chunk in delivered] == ["Hello"]
     assert caught.value.text == "Hello"
     assert isinstance(caught.value.__cause__, StreamChunkTimeoutError)
     assert server.done.wait(1.0)
     assert server.disconnected_at is not None
 
 
-@modes
-async def test_a_server_that_sends_no_headers_is_a_timeout_error(serve: Any, mode: str) -> None:
+@streaming_ways
+async def test_a_server_that_sends_no_headers_is_a_timeout_error(serve: Any, way: CallWay) -> None:
     server = serve([], headers=False)
     with pytest.raises(StreamChunkTimeoutError) as caught:
-        await consume(model(server), mode, [])
+        await call(model(server), way)
     assert caught.value.timeout == TIMEOUT
     assert server.done.wait(1.0)
     assert server.disconnected_at is not None
 
 
-@modes
-async def test_a_stream_that_goes_on_is_not_cut(serve: Any, mode: str) -> None:
+@streaming_ways
+async def test_a_stream_that_goes_on_is_not_cut(serve: Any, way: CallWay) -> None:
     # Longer than the timeout in all, but a data event comes within it each time.
     gap = TIMEOUT / 2
     script = [(gap, b": ping\n\n" + delta(content=f" t{i}")) for i in range(5)]
     server = serve([*script, (0.0, FINISH), (0.0, None)])
-    texts: list[str] = []
-    await consume(model(server), mode, texts)
-    assert "".join(texts) == "Hello t0 t1 t2 t3 t4"
+    chunks = await call(model(server), way)
+    assert "".join(chunk.text for chunk in chunks) == "Hello t0 t1 t2 t3 t4"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 from langchain_core.messages import AIMessageChunk
@@ -21,21 +20,15 @@ from langchain_lunar import (
     StreamInterruptedError,
 )
 from langchain_lunar.testing import Fault, LocalLunarServer, WireStyle
+from tests.calls import CallWay, call, invoking_ways, streaming_ways
 from tests.helpers import merged
 
-from .conftest import STORY, TOKENS, ServerFactory, deliver, model_for
+from .conftest import STORY, TOKENS, ServerFactory, model_for
 
 
-async def stream_chunks(llm: Any, mode: str, prompt: Any = "hi") -> list[Any]:
-    return await deliver(llm, mode, [], prompt)
-
-
-modes = pytest.mark.parametrize("mode", ["sync", "async"])
-
-
-@modes
-async def test_streams_token_by_token_with_usage_and_cost(llm: ChatLunar, mode: str) -> None:
-    chunks = await stream_chunks(llm, mode)
+@streaming_ways
+async def test_streams_token_by_token_with_usage_and_cost(llm: ChatLunar, way: CallWay) -> None:
+    chunks = await call(llm, way)
     assert [c.content for c in chunks[:-1]] == TOKENS  # one chunk per token, nothing merged
     final = chunks[-1]
     assert final.chunk_position == "last"
@@ -58,9 +51,9 @@ async def test_streams_token_by_token_with_usage_and_cost(llm: ChatLunar, mode: 
     assert metadata["latency_ms"] >= metadata["ttft_ms"]
 
 
-@modes
-async def test_non_streaming_invoke(llm: ChatLunar, mode: str) -> None:
-    message = llm.invoke("hi") if mode == "sync" else await llm.ainvoke("hi")
+@invoking_ways
+async def test_non_streaming_invoke(llm: ChatLunar, way: CallWay) -> None:
+    message = await call(llm, way)
     assert message.content == STORY
     assert message.usage_metadata is not None
     assert message.usage_metadata["output_tokens"] == len(TOKENS)
@@ -68,10 +61,10 @@ async def test_non_streaming_invoke(llm: ChatLunar, mode: str) -> None:
     assert message.response_metadata["total_cost_usd"] > 0
 
 
-@modes
-async def test_served_model_is_reported(make_server: ServerFactory, mode: str) -> None:
+@streaming_ways
+async def test_served_model_is_reported(make_server: ServerFactory, way: CallWay) -> None:
     server = make_server(served_model="gpt-4o-mini-2024-07-18", style=WireStyle(model_in="every"))
-    chunks = await stream_chunks(model_for(server), mode)
+    chunks = await call(model_for(server), way)
     assert chunks[-1].response_metadata["model_name"] == "gpt-4o-mini-2024-07-18"
 
 
@@ -93,12 +86,12 @@ STYLES = {
 }
 
 
-@modes
+@streaming_ways
 @pytest.mark.parametrize("style", STYLES.values(), ids=STYLES.keys())
 async def test_every_sse_form_gives_the_exact_text(
-    make_server: ServerFactory, style: WireStyle, mode: str
+    make_server: ServerFactory, style: WireStyle, way: CallWay
 ) -> None:
-    chunks = await stream_chunks(model_for(make_server(style=style)), mode)
+    chunks = await call(model_for(make_server(style=style)), way)
     assert [c.content for c in chunks[:-1]] == TOKENS
     message = merged(chunks)
     assert message.content == STORY
@@ -109,164 +102,161 @@ async def test_every_sse_form_gives_the_exact_text(
 USAGE_STYLES = ["requested", "every_chunk", "with_finish"]
 
 
-@modes
+@streaming_ways
 @pytest.mark.parametrize("usage", USAGE_STYLES)
 async def test_usage_is_counted_once_however_the_server_sends_it(
-    make_server: ServerFactory, usage: str, mode: str
+    make_server: ServerFactory, usage: str, way: CallWay
 ) -> None:
-    chunks = await stream_chunks(model_for(make_server(style=WireStyle(usage=usage))), mode)
+    chunks = await call(model_for(make_server(style=WireStyle(usage=usage))), way)
     assert [c.usage_metadata is not None for c in chunks].count(True) == 1
     message = merged(chunks)
     assert message.usage_metadata is not None
     assert message.usage_metadata["output_tokens"] == len(TOKENS)
 
 
-@modes
-async def test_no_usage_when_the_server_sends_none(make_server: ServerFactory, mode: str) -> None:
-    message = merged(
-        await stream_chunks(model_for(make_server(style=WireStyle(usage="never"))), mode)
-    )
+@streaming_ways
+async def test_no_usage_when_the_server_sends_none(
+    make_server: ServerFactory, way: CallWay
+) -> None:
+    message = merged(await call(model_for(make_server(style=WireStyle(usage="never"))), way))
     assert message.content == STORY
     assert message.usage_metadata is None
 
 
-@modes
-async def test_lcel_chain_streams_token_by_token(llm: ChatLunar, mode: str) -> None:
+@streaming_ways
+async def test_lcel_chain_streams_token_by_token(llm: ChatLunar, way: CallWay) -> None:
     chain = (
         ChatPromptTemplate.from_messages([("system", "Be brief."), ("human", "{question}")])
         | llm
         | StrOutputParser()
     )
-    if mode == "sync":
-        pieces = list(chain.stream({"question": "A story?"}))
-    else:
-        pieces = [piece async for piece in chain.astream({"question": "A story?"})]
+    pieces = await call(chain, way, {"question": "A story?"})
     assert [p for p in pieces if p] == TOKENS
 
 
-@modes
+@streaming_ways
 async def test_echo_shows_the_prompt_reached_the_server(
-    make_server: ServerFactory, mode: str
+    make_server: ServerFactory, way: CallWay
 ) -> None:
     server = make_server(reply=None)  # the default reply echoes the last user message
-    message = merged(await stream_chunks(model_for(server), mode, "ping 42"))
+    message = merged(await call(model_for(server), way, "ping 42"))
     assert message.content == "You said: ping 42"
     body = server.requests[-1].body
     assert body is not None
     assert body["stream_options"] == {"include_usage": True}
 
 
-@modes
-async def test_both_auth_headers_reach_the_server(make_server: ServerFactory, mode: str) -> None:
+@streaming_ways
+async def test_both_auth_headers_reach_the_server(make_server: ServerFactory, way: CallWay) -> None:
     server = make_server(api_key="sk-right")
-    assert merged(await stream_chunks(model_for(server, api_key="sk-right"), mode)).content == STORY
+    assert merged(await call(model_for(server, api_key="sk-right"), way)).content == STORY
     headers = server.requests[-1].headers
     assert headers["authorization"] == "Bearer sk-right"
     assert headers["x-api-key"] == "sk-right"
     with pytest.raises(AuthenticationError) as caught:
-        await stream_chunks(model_for(server, api_key="sk-wrong"), mode)
+        await call(model_for(server, api_key="sk-wrong"), way)
     assert caught.value.status_code == 401
     assert "sk-wrong" not in str(caught.value)
 
 
-@modes
+@streaming_ways
 async def test_rate_limit_carries_retry_after(
-    server: LocalLunarServer, llm: ChatLunar, mode: str
+    server: LocalLunarServer, llm: ChatLunar, way: CallWay
 ) -> None:
     server.script(Fault.status(429, headers={"Retry-After": "7"}))
     with pytest.raises(RateLimitError) as caught:
-        await stream_chunks(llm, mode)
+        await call(llm, way)
     assert caught.value.retry_after == 7
 
 
-@modes
+@streaming_ways
 async def test_error_event_before_tokens_raises_the_typed_error(
-    server: LocalLunarServer, llm: ChatLunar, mode: str
+    server: LocalLunarServer, llm: ChatLunar, way: CallWay
 ) -> None:
     server.script(Fault.stream_error(after=0))
     with pytest.raises(ServiceUnavailableError, match="Upstream overloaded"):
-        await stream_chunks(llm, mode)
+        await call(llm, way)
 
 
-@modes
+@streaming_ways
 async def test_error_event_after_tokens_keeps_exactly_those_tokens(
-    server: LocalLunarServer, llm: ChatLunar, mode: str
+    server: LocalLunarServer, llm: ChatLunar, way: CallWay
 ) -> None:
     server.script(Fault.stream_error(after=4))
     with pytest.raises(StreamInterruptedError) as caught:
-        await stream_chunks(llm, mode)
+        await call(llm, way)
     assert caught.value.text == "".join(TOKENS[:4])
     assert isinstance(caught.value.__cause__, ServiceUnavailableError)
 
 
-@modes
+@streaming_ways
 async def test_disconnect_after_five_tokens_raises_after_exactly_those(
-    server: LocalLunarServer, llm: ChatLunar, mode: str
+    server: LocalLunarServer, llm: ChatLunar, way: CallWay
 ) -> None:
     server.script(Fault.disconnect(after=5))
     delivered: list[AIMessageChunk] = []
     with pytest.raises(StreamInterruptedError) as caught:
-        await deliver(llm, mode, delivered)
+        await call(llm, way, into=delivered)
     assert [c.content for c in delivered] == TOKENS[:5]
     assert caught.value.text == "".join(TOKENS[:5])
     assert isinstance(caught.value.__cause__, APIConnectionError)
 
 
-@modes
+@streaming_ways
 async def test_disconnect_before_tokens_is_a_connection_error(
-    server: LocalLunarServer, llm: ChatLunar, mode: str
+    server: LocalLunarServer, llm: ChatLunar, way: CallWay
 ) -> None:
     server.script(Fault.disconnect(after=0))
     with pytest.raises(APIConnectionError):
-        await stream_chunks(llm, mode)
+        await call(llm, way)
 
 
-@modes
+@streaming_ways
 async def test_stream_ending_without_done_or_finish_raises(
-    server: LocalLunarServer, llm: ChatLunar, mode: str
+    server: LocalLunarServer, llm: ChatLunar, way: CallWay
 ) -> None:
     server.script(Fault.no_done(after=3))
     with pytest.raises(StreamInterruptedError, match=r"\[DONE\]") as caught:
-        await stream_chunks(llm, mode)
+        await call(llm, way)
     assert caught.value.text == "".join(TOKENS[:3])
 
 
-@modes
+@streaming_ways
 async def test_malformed_line_is_quoted(
-    server: LocalLunarServer, llm: ChatLunar, mode: str
+    server: LocalLunarServer, llm: ChatLunar, way: CallWay
 ) -> None:
     server.script(Fault.malformed(after=0, line="data: {oops"))
     with pytest.raises(MalformedResponseError, match=r"\{oops"):
-        await stream_chunks(llm, mode)
+        await call(llm, way)
     server.script(Fault.malformed(after=2, line="data: <html>"))
     with pytest.raises(StreamInterruptedError, match="<html>"):
-        await stream_chunks(llm, mode)
+        await call(llm, way)
 
 
-@modes
-async def test_read_timeout_before_headers(server: LocalLunarServer, mode: str) -> None:
+@streaming_ways
+async def test_read_timeout_before_headers(server: LocalLunarServer, way: CallWay) -> None:
     server.script(Fault.stall(1.5))
     with pytest.raises(APITimeoutError):
-        await stream_chunks(model_for(server, timeout=0.5), mode)
+        await call(model_for(server, timeout=0.5), way)
 
 
-@modes
+@streaming_ways
 async def test_read_timeout_bounds_each_chunk_not_the_whole_answer(
-    make_server: ServerFactory, mode: str
+    make_server: ServerFactory, way: CallWay
 ) -> None:
     # Ten tokens 0.1 s apart take a second in all; a 0.5 s read timeout must not end them.
     server = make_server(reply=" ".join(["tick"] * 10), token_delay=0.1)
-    message = merged(await stream_chunks(model_for(server, timeout=0.5), mode))
+    message = merged(await call(model_for(server, timeout=0.5), way))
     assert message.content == " ".join(["tick"] * 10)
 
 
-@modes
+@streaming_ways
 async def test_slow_chunk_mid_stream_times_out_as_an_interruption(
-    server: LocalLunarServer, mode: str
+    server: LocalLunarServer, way: CallWay
 ) -> None:
     server.script(Fault.slow(1.5))
     with pytest.raises((StreamInterruptedError, APITimeoutError)) as caught:
-        await stream_chunks(model_for(server, timeout=0.5), mode)
+        await call(model_for(server, timeout=0.5), way)
     error = caught.value
     cause = error.__cause__ if isinstance(error, StreamInterruptedError) else error
     assert isinstance(cause, APITimeoutError)

@@ -17,9 +17,10 @@ from pydantic import BaseModel
 
 from langchain_lunar import StreamInterruptedError
 from langchain_lunar.testing import Fault, LocalLunarServer, Reply, ToolCall, WireStyle
+from tests.calls import CallWay, call, invoking_ways, streaming_ways
 from tests.helpers import merged
 
-from .conftest import ServerFactory, deliver, model_for
+from .conftest import ServerFactory, model_for
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -42,18 +43,14 @@ class Forecast(BaseModel):
     degrees: int
 
 
-modes = pytest.mark.parametrize("mode", ["sync", "async"])
-
-
-@modes
+@streaming_ways
 async def test_interleaved_parallel_calls_over_many_chunks(
-    make_server: ServerFactory, mode: str
+    make_server: ServerFactory, way: CallWay
 ) -> None:
     server = make_server(
         reply=PARALLEL, style=WireStyle(tool_fragment=3, interleave_tool_calls=True)
     )
-    chunks: list[Any] = []
-    await deliver(model_for(server).bind_tools([get_weather]), mode, chunks)
+    chunks = await call(model_for(server).bind_tools([get_weather]), way)
     assert len(chunks) > 20  # the arguments really came in many small pieces
     message = merged(chunks)
     assert message.tool_calls == [
@@ -75,17 +72,14 @@ async def test_interleaved_parallel_calls_over_many_chunks(
     assert server.requests[-1].body["tools"][0]["function"]["name"] == "get_weather"
 
 
-@modes
+@invoking_ways
 async def test_non_streaming_and_invoke_streaming_agree(
-    make_server: ServerFactory, mode: str
+    make_server: ServerFactory, way: CallWay
 ) -> None:
     server = make_server(reply=PARALLEL)
     plain = model_for(server).bind_tools([get_weather])
     streamed = model_for(server, streaming=True).bind_tools([get_weather])
-    if mode == "sync":
-        answers = [plain.invoke("hi"), streamed.invoke("hi")]
-    else:
-        answers = [await plain.ainvoke("hi"), await streamed.ainvoke("hi")]
+    answers = [await call(plain, way), await call(streamed, way)]
     assert answers[0].tool_calls == answers[1].tool_calls
     assert [c["id"] for c in answers[0].tool_calls] == ["call_paris", "call_oslo"]
 
@@ -124,8 +118,8 @@ async def test_disconnect_in_the_middle_of_arguments(make_server: ServerFactory)
         [c async for c in model_for(server).bind_tools([get_weather]).astream("hi")]
 
 
-@modes
-async def test_structured_output_by_each_method(make_server: ServerFactory, mode: str) -> None:
+@invoking_ways
+async def test_structured_output_by_each_method(make_server: ServerFactory, way: CallWay) -> None:
     server = make_server()
     llm = model_for(server)
     server.script(Reply(tool_calls=[ToolCall("Forecast", {"city": "Oslo", "degrees": -3})]))
@@ -135,7 +129,7 @@ async def test_structured_output_by_each_method(make_server: ServerFactory, mode
         llm.with_structured_output(Forecast, method="json_schema"),
         llm.with_structured_output(Forecast, method="json_mode"),
     ]
-    results = [run.invoke("x") if mode == "sync" else await run.ainvoke("x") for run in runs]
+    results = [await call(run, way, "x") for run in runs]
     assert results == [
         Forecast(city="Oslo", degrees=-3),
         Forecast(city="Paris", degrees=21),
@@ -182,17 +176,14 @@ def weather_brain(body: dict[str, Any]) -> Reply:
     return Reply(text=f"The forecast says {results[-1]}, so wear a coat.")
 
 
-@modes
+@streaming_ways
 async def test_create_agent_streams_tokens_and_finishes_the_tool_loop(
-    make_server: ServerFactory, mode: str
+    make_server: ServerFactory, way: CallWay
 ) -> None:
     server = make_server(reply=weather_brain)
     agent = create_agent(model_for(server), tools=[get_weather])
     inputs = {"messages": [("user", "Weather in Oslo?")]}
-    if mode == "sync":
-        events = list(agent.stream(inputs, stream_mode="messages"))
-    else:
-        events = [event async for event in agent.astream(inputs, stream_mode="messages")]
+    events = await call(agent, way, inputs, stream_mode="messages")
     tokens = [m.content for m, _ in events if isinstance(m, AIMessageChunk) and m.content]
     assert tokens[0] == "Checking."
     assert "".join(tokens[1:]) == "The forecast says Oslo: 20 degrees celsius, so wear a coat."

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -12,19 +10,8 @@ from pydantic import ValidationError
 
 from langchain_lunar import ChatLunar
 
+from .calls import CallWay, all_ways, call_sync
 from .helpers import Recorder, mock_model, text_stream
-
-CALLS: dict[str, Callable[[Any], Any]] = {
-    "invoke": lambda runnable: runnable.invoke("hi"),
-    "ainvoke": lambda runnable: asyncio.run(runnable.ainvoke("hi")),
-    "stream": lambda runnable: list(runnable.stream("hi")),
-    "astream": lambda runnable: asyncio.run(_collect(runnable)),
-}
-
-
-async def _collect(runnable: Any) -> list[Any]:
-    return [chunk async for chunk in runnable.astream("hi")]
-
 
 BAD_VALUES = [
     ("base_url", "ftp://x"),
@@ -49,10 +36,10 @@ BAD_VALUES = [
 ]
 
 
-@pytest.mark.parametrize("call", CALLS.values(), ids=CALLS.keys())
+@all_ways
 @pytest.mark.parametrize(("name", "value"), BAD_VALUES, ids=[f"{n}={v!r}" for n, v in BAD_VALUES])
 def test_a_bad_per_call_value_is_a_value_error_naming_it_before_any_request(
-    call: Callable[[Any], Any], name: str, value: Any
+    way: CallWay, name: str, value: Any
 ) -> None:
     # The constructor refuses the same value, so both paths agree.
     with pytest.raises(ValidationError):
@@ -61,7 +48,7 @@ def test_a_bad_per_call_value_is_a_value_error_naming_it_before_any_request(
     model = mock_model(recorder)
     for runnable in (model.bind(**{name: value}),):
         with pytest.raises(ValueError, match=f"Invalid per-call setting {name}") as caught:
-            call(runnable)
+            call_sync(runnable, way)
         assert not isinstance(caught.value, ValidationError)
     assert recorder.requests == []
 

@@ -25,17 +25,18 @@ from langchain_lunar import (
 from langchain_lunar._cooldowns import NO_KEY, cooldown_scope, default_cooldowns
 from langchain_lunar.testing import RedisServer
 
+from .calls import ASYNC_WAYS, CallWay, all_ways, answer, call_sync, invoking_ways
 from .helpers import mock_model
-from .test_retries import Script, Sleeps, call, ok, status
+from .test_retries import Responders, Sleeps, ok, status
 
 BASE_URL = "https://api.lunar-sys.com/v1"
-MODES = ["invoke", "ainvoke", "stream", "astream"]
-modes = pytest.mark.parametrize("mode", MODES)
 
 SLOW_DOWN = {"Retry-After": "30"}
 
 
-def build(script: Script, *, cooldowns: Any = "default", **fields: Any) -> tuple[ChatLunar, Sleeps]:
+def build(
+    script: Responders, *, cooldowns: Any = "default", **fields: Any
+) -> tuple[ChatLunar, Sleeps]:
     """A model answering through ``script`` whose sleeps are recorded, not slept."""
     fields.setdefault("max_retries", 0)
     fields.setdefault("backoff_jitter", 0)
@@ -65,17 +66,17 @@ def store() -> InProcessCooldowns:
 # --- One process ---------------------------------------------------------------------------
 
 
-@modes
-async def test_another_instance_skips_the_cooling_model_without_a_request(mode: str) -> None:
+@all_ways
+async def test_another_instance_skips_the_cooling_model_without_a_request(way: CallWay) -> None:
     key = fresh_key()  # the default, process-wide store
-    first_script = Script(status(429, SLOW_DOWN), ok("claude-3-haiku"))
+    first_script = Responders(status(429, SLOW_DOWN), ok("claude-3-haiku"))
     first, _ = build(first_script, api_key=key, fallbacks=["claude-3-haiku"], max_retry_wait=5)
-    await call(first, mode)
+    await answer(first, way)
     assert first_script.models == ["gpt-4o-mini", "claude-3-haiku"]
 
-    second_script = Script(ok("claude-3-haiku"))
+    second_script = Responders(ok("claude-3-haiku"))
     second, sleeps = build(second_script, api_key=key, fallbacks=["claude-3-haiku"])
-    message = await call(second, mode)
+    message = await answer(second, way)
     assert second_script.models == ["claude-3-haiku"]  # gpt-4o-mini was not asked
     assert sleeps.waits == []
     assert message.response_metadata["model_name"] == "claude-3-haiku"
@@ -97,17 +98,17 @@ def test_the_default_store_is_one_per_process() -> None:
     assert isinstance(a.cooldowns, InProcessCooldowns)
 
 
-@modes
+@all_ways
 async def test_the_last_model_cooling_is_waited_for_within_max_retry_wait(
-    mode: str, store: InProcessCooldowns
+    way: CallWay, store: InProcessCooldowns
 ) -> None:
-    first, _ = build(Script(status(429, SLOW_DOWN)), cooldowns=store, max_retry_wait=5)
+    first, _ = build(Responders(status(429, SLOW_DOWN)), cooldowns=store, max_retry_wait=5)
     with pytest.raises(RateLimitError):
-        await call(first, mode)
+        await answer(first, way)
 
-    script = Script(ok("gpt-4o-mini"))
+    script = Responders(ok("gpt-4o-mini"))
     second, sleeps = build(script, cooldowns=store, max_retry_wait=60)
-    message = await call(second, mode)
+    message = await answer(second, way)
     assert script.models == ["gpt-4o-mini"]  # asked once, after the wait
     [waited] = sleeps.waits
     assert 29 < waited <= 30
@@ -116,13 +117,13 @@ async def test_the_last_model_cooling_is_waited_for_within_max_retry_wait(
     assert entry["wait"] == waited
 
 
-@modes
+@all_ways
 async def test_a_cooldown_extended_during_the_wait_is_looked_at_again(
-    mode: str, store: InProcessCooldowns
+    way: CallWay, store: InProcessCooldowns
 ) -> None:
     key = key_of("gpt-4o-mini", "test-key")
     store.cool(key, time.time() + 30)
-    script = Script(ok("gpt-4o-mini"))
+    script = Responders(ok("gpt-4o-mini"))
     llm, sleeps = build(script, cooldowns=store, max_retry_wait=60)
 
     def another_worker_is_told_to_wait_longer(seconds: float) -> None:
@@ -135,7 +136,7 @@ async def test_a_cooldown_extended_during_the_wait_is_looked_at_again(
     llm._sleep = another_worker_is_told_to_wait_longer
     llm._asleep = asleep
     with pytest.raises(RateLimitError) as caught:
-        await call(llm, mode)
+        await answer(llm, way)
     assert script.models == []
     assert len(sleeps.waits) == 1
     assert caught.value.retry_after is not None
@@ -143,18 +144,18 @@ async def test_a_cooldown_extended_during_the_wait_is_looked_at_again(
     assert [a["then"] for a in caught.value.failed_attempts] == ["wait", "raise"]
 
 
-@modes
+@all_ways
 async def test_a_cooldown_longer_than_max_retry_wait_raises_without_a_request(
-    mode: str, store: InProcessCooldowns
+    way: CallWay, store: InProcessCooldowns
 ) -> None:
-    first, _ = build(Script(status(429, SLOW_DOWN)), cooldowns=store, max_retry_wait=5)
+    first, _ = build(Responders(status(429, SLOW_DOWN)), cooldowns=store, max_retry_wait=5)
     with pytest.raises(RateLimitError):
-        await call(first, mode)
+        await answer(first, way)
 
-    script = Script(ok("gpt-4o-mini"))
+    script = Responders(ok("gpt-4o-mini"))
     second, sleeps = build(script, cooldowns=store, max_retries=2, max_retry_wait=10)
     with pytest.raises(RateLimitError) as caught:
-        await call(second, mode)
+        await answer(second, way)
     assert script.models == []
     assert sleeps.waits == []
     error = caught.value
@@ -166,16 +167,16 @@ async def test_a_cooldown_longer_than_max_retry_wait_raises_without_a_request(
     assert [(a["error"], a["then"]) for a in error.failed_attempts] == [("RateLimitError", "raise")]
 
 
-@modes
+@all_ways
 async def test_every_model_cooling_skips_to_the_last_then_raises(
-    mode: str, store: InProcessCooldowns
+    way: CallWay, store: InProcessCooldowns
 ) -> None:
     for model in ("a", "b"):
         store.cool(key_of(model, "test-key"), time.time() + 30)
-    script = Script(ok("b"))
+    script = Responders(ok("b"))
     llm, _ = build(script, cooldowns=store, model="a", fallbacks=["b"], max_retry_wait=5)
     with pytest.raises(RateLimitError) as caught:
-        await call(llm, mode)
+        await answer(llm, way)
     assert script.models == []
     assert [(a["model"], a["then"]) for a in caught.value.failed_attempts] == [
         ("a", "skip"),
@@ -191,11 +192,11 @@ async def test_every_model_cooling_skips_to_the_last_then_raises(
 def test_only_the_same_model_base_url_and_key_is_skipped(
     other: dict[str, Any], store: InProcessCooldowns
 ) -> None:
-    first, _ = build(Script(status(429, SLOW_DOWN), ok("b")), cooldowns=store, fallbacks=["b"])
+    first, _ = build(Responders(status(429, SLOW_DOWN), ok("b")), cooldowns=store, fallbacks=["b"])
     first.invoke("hi")
     assert len(store) == 1
 
-    script = Script(ok("gpt-4o-mini"))
+    script = Responders(ok("gpt-4o-mini"))
     fields: dict[str, Any] = {"fallbacks": ["b"], **other}
     second, _ = build(script, cooldowns=store, **fields)
     message = second.invoke("hi")
@@ -204,7 +205,7 @@ def test_only_the_same_model_base_url_and_key_is_skipped(
 
 
 def test_a_per_call_key_and_base_url_have_their_own_cooldowns(store: InProcessCooldowns) -> None:
-    script = Script(status(429, SLOW_DOWN), ok("b"), ok("gpt-4o-mini"), ok("b"))
+    script = Responders(status(429, SLOW_DOWN), ok("b"), ok("gpt-4o-mini"), ok("b"))
     llm, _ = build(script, cooldowns=store, fallbacks=["b"])
     llm.invoke("hi", api_key="per-call-key")
     llm.invoke("hi")  # the field's key: not cooling
@@ -214,7 +215,7 @@ def test_a_per_call_key_and_base_url_have_their_own_cooldowns(store: InProcessCo
 
 def test_the_key_is_never_kept_in_clear(store: InProcessCooldowns) -> None:
     key = "sk-canary-cooldown-4711"
-    llm, _ = build(Script(status(429, SLOW_DOWN)), cooldowns=store, api_key=key)
+    llm, _ = build(Responders(status(429, SLOW_DOWN)), cooldowns=store, api_key=key)
     with pytest.raises(RateLimitError):
         llm.invoke("hi")
     [stored] = store._until
@@ -225,7 +226,7 @@ def test_the_key_is_never_kept_in_clear(store: InProcessCooldowns) -> None:
 
 
 def test_without_a_key_the_cooldown_is_kept_under_a_marker(store: InProcessCooldowns) -> None:
-    script = Script(status(429, SLOW_DOWN))
+    script = Responders(status(429, SLOW_DOWN))
     llm, _ = build(script, cooldowns=store, api_key=None, base_url="http://localhost:9")
     with pytest.raises(RateLimitError):
         llm.invoke("hi")
@@ -240,13 +241,13 @@ def test_without_a_key_the_cooldown_is_kept_under_a_marker(store: InProcessCoold
 def test_a_429_or_503_with_a_wait_cools(
     code: int, headers: dict[str, str], store: InProcessCooldowns
 ) -> None:
-    first, _ = build(Script(status(code, headers), ok("b")), cooldowns=store, fallbacks=["b"])
+    first, _ = build(Responders(status(code, headers), ok("b")), cooldowns=store, fallbacks=["b"])
     first.invoke("hi")
     until = store.until(key_of("gpt-4o-mini", "test-key"))
     assert until is not None
     assert 29 < until - time.time() <= 30
 
-    script = Script(ok("b"))
+    script = Responders(ok("b"))
     second, _ = build(script, cooldowns=store, fallbacks=["b"])
     second.invoke("hi")
     assert script.models == ["b"]
@@ -254,7 +255,7 @@ def test_a_429_or_503_with_a_wait_cools(
 
 def test_a_wait_in_the_body_cools(store: InProcessCooldowns) -> None:
     body = {"error": {"message": "slow down"}, "retry_after": 30}
-    llm, _ = build(Script(status(429, body=body), ok("b")), cooldowns=store, fallbacks=["b"])
+    llm, _ = build(Responders(status(429, body=body), ok("b")), cooldowns=store, fallbacks=["b"])
     llm.invoke("hi")
     assert store.until(key_of("gpt-4o-mini", "test-key")) is not None
 
@@ -266,7 +267,7 @@ def test_a_wait_in_the_body_cools(store: InProcessCooldowns) -> None:
 def test_no_wait_or_another_status_does_not_cool(
     code: int, headers: dict[str, str], store: InProcessCooldowns
 ) -> None:
-    script = Script(status(code, headers), ok("b"), ok("gpt-4o-mini"))
+    script = Responders(status(code, headers), ok("b"), ok("gpt-4o-mini"))
     llm, _ = build(script, cooldowns=store, fallbacks=["b"], max_retry_wait=5)
     llm.invoke("hi")
     llm.invoke("hi")
@@ -274,36 +275,36 @@ def test_no_wait_or_another_status_does_not_cool(
     assert script.models == ["gpt-4o-mini", "b", "gpt-4o-mini"]
 
 
-@modes
-async def test_cooldowns_none_turns_sharing_off(mode: str) -> None:
+@all_ways
+async def test_cooldowns_none_turns_sharing_off(way: CallWay) -> None:
     key = fresh_key()
-    script = Script(status(429, SLOW_DOWN), ok("b"), ok("gpt-4o-mini"))
+    script = Responders(status(429, SLOW_DOWN), ok("b"), ok("gpt-4o-mini"))
     llm, _ = build(script, cooldowns=None, api_key=key, fallbacks=["b"], max_retry_wait=5)
-    await call(llm, mode)
-    await call(llm, mode)
+    await answer(llm, way)
+    await answer(llm, way)
     assert script.models == ["gpt-4o-mini", "b", "gpt-4o-mini"]
     assert default_cooldowns().until(key_of("gpt-4o-mini", key)) is None
 
 
-@modes
+@all_ways
 async def test_a_retry_after_the_servers_wait_is_not_skipped_for_its_own_cooldown(
-    mode: str, store: InProcessCooldowns
+    way: CallWay, store: InProcessCooldowns
 ) -> None:
     # The wait was slept (here: recorded, not slept), so the model must be asked again, once.
-    script = Script(status(429, {"Retry-After": "1"}), ok("gpt-4o-mini"))
+    script = Responders(status(429, {"Retry-After": "1"}), ok("gpt-4o-mini"))
     llm, sleeps = build(script, cooldowns=store, max_retries=2, fallbacks=["b"])
-    message = await call(llm, mode)
+    message = await answer(llm, way)
     assert script.models == ["gpt-4o-mini", "gpt-4o-mini"]
     assert sleeps.waits == [1.0]
     assert [a["then"] for a in message.response_metadata["failed_attempts"]] == ["retry"]
     assert store.until(key_of("gpt-4o-mini", "test-key")) is not None  # recorded all the same
 
 
-@modes
+@all_ways
 async def test_a_longer_cooldown_recorded_meanwhile_is_skipped_at_the_retry(
-    mode: str, store: InProcessCooldowns
+    way: CallWay, store: InProcessCooldowns
 ) -> None:
-    script = Script(status(429, {"Retry-After": "1"}), ok("b"))
+    script = Responders(status(429, {"Retry-After": "1"}), ok("b"))
     llm, sleeps = build(script, cooldowns=store, max_retries=2, fallbacks=["b"])
 
     def another_worker_is_told_to_wait(seconds: float) -> None:
@@ -315,7 +316,7 @@ async def test_a_longer_cooldown_recorded_meanwhile_is_skipped_at_the_retry(
 
     llm._sleep = another_worker_is_told_to_wait
     llm._asleep = asleep
-    message = await call(llm, mode)
+    message = await answer(llm, way)
     assert script.models == ["gpt-4o-mini", "b"]
     assert [(a["model"], a["then"]) for a in message.response_metadata["failed_attempts"]] == [
         ("gpt-4o-mini", "retry"),
@@ -344,7 +345,7 @@ def test_a_custom_store_is_used_sync_and_async() -> None:
 
     custom = Recording()
     assert isinstance(custom, CooldownStore)
-    script = Script(status(503, SLOW_DOWN), ok("b"), status(503, SLOW_DOWN), ok("b"))
+    script = Responders(status(503, SLOW_DOWN), ok("b"), status(503, SLOW_DOWN), ok("b"))
     llm, _ = build(script, cooldowns=custom, fallbacks=["b"])
     llm.invoke("hi")
     asyncio.run(llm.ainvoke("hi"))
@@ -377,7 +378,7 @@ def test_the_store_keeps_the_later_cooldown_and_forgets_expired_ones(
 def test_a_cooldown_store_is_neither_serialized_nor_a_per_call_setting() -> None:
     from langchain_core.load import dumpd
 
-    script = Script(ok("gpt-4o-mini"))
+    script = Responders(ok("gpt-4o-mini"))
     llm, _ = build(script, cooldowns=InProcessCooldowns())
     assert "cooldowns" not in dumpd(llm)["kwargs"]
     with pytest.raises(ValueError, match="setting of the model"):
@@ -420,28 +421,28 @@ class CountingLimiter(BaseRateLimiter):
         return True
 
 
-@modes
+@all_ways
 async def test_every_request_takes_a_token_retries_and_fallbacks_included(
-    mode: str, store: InProcessCooldowns
+    way: CallWay, store: InProcessCooldowns
 ) -> None:
     limiter = CountingLimiter()
-    script = Script(status(500), status(502), status(503), ok("b"))
+    script = Responders(status(500), status(502), status(503), ok("b"))
     llm, _ = build(script, cooldowns=store, rate_limiter=limiter, max_retries=2, fallbacks=["b"])
-    await call(llm, mode)
+    await answer(llm, way)
     assert len(script.models) == 4
     assert limiter.taken == 4  # langchain-core's one, before the call, and one per retry
 
 
-@modes
-async def test_a_skipped_model_takes_no_token(mode: str, store: InProcessCooldowns) -> None:
+@all_ways
+async def test_a_skipped_model_takes_no_token(way: CallWay, store: InProcessCooldowns) -> None:
     for cooling in ("gpt-4o-mini", "c"):
         store.cool(key_of(cooling, "test-key"), time.time() + 30)
     limiter = CountingLimiter()
-    script = Script(status(503), ok("b"))
+    script = Responders(status(503), ok("b"))
     llm, _ = build(
         script, cooldowns=store, rate_limiter=limiter, max_retries=1, fallbacks=["c", "b"]
     )
-    await call(llm, mode)
+    await answer(llm, way)
     assert script.models == ["b", "b"]
     assert limiter.taken == 2
 
@@ -449,7 +450,7 @@ async def test_a_skipped_model_takes_no_token(mode: str, store: InProcessCooldow
 # --- A fleet: Redis ----------------------------------------------------------------------------
 
 
-def fleet_member(script: Script, server: RedisServer, key: str, **fields: Any) -> ChatLunar:
+def fleet_member(script: Responders, server: RedisServer, key: str, **fields: Any) -> ChatLunar:
     """A ChatLunar with its own RedisCooldowns, as another process would have."""
     cooldowns = RedisCooldowns(url=server.url, prefix="test:", retry_interval=fields.pop("ri", 5))
     llm, _ = build(script, cooldowns=cooldowns, api_key=key, fallbacks=["b"], **fields)
@@ -462,19 +463,19 @@ def forget_in_process() -> None:
     default_cooldowns().clear()
 
 
-@modes
+@all_ways
 async def test_two_members_with_their_own_stores_share_a_cooldown_through_redis(
-    mode: str, redis_server: RedisServer
+    way: CallWay, redis_server: RedisServer
 ) -> None:
     key = fresh_key()
-    first = fleet_member(Script(status(429, SLOW_DOWN), ok("b")), redis_server, key)
-    await call(first, mode)
+    first = fleet_member(Responders(status(429, SLOW_DOWN), ok("b")), redis_server, key)
+    await answer(first, way)
     forget_in_process()
 
-    script = Script(ok("b"))
+    script = Responders(ok("b"))
     second = fleet_member(script, redis_server, key)
     assert second.cooldowns is not first.cooldowns
-    message = await call(second, mode)
+    message = await answer(second, way)
     assert script.models == ["b"]
     assert [a["then"] for a in message.response_metadata["failed_attempts"]] == ["skip"]
 
@@ -489,7 +490,7 @@ async def test_two_members_with_their_own_stores_share_a_cooldown_through_redis(
         assert 29_000 < client.pttl(stored) <= 30_000
     for member in (first, second):
         assert isinstance(member.cooldowns, RedisCooldowns)
-        if mode in ("ainvoke", "astream"):
+        if way in ASYNC_WAYS:
             await member.cooldowns.aclose()
         member.cooldowns.close()
 
@@ -531,28 +532,21 @@ def test_async_calls_in_successive_event_loops_and_with_a_sync_client_only(
         assert sorted(client.keys("*")) == [b"p:one", b"p:three", b"p:two"]
 
 
-@pytest.mark.parametrize("path", ["sync", "async"])
+@invoking_ways
 def test_redis_going_away_never_fails_a_call_and_warns_once(
-    path: str, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+    way: CallWay, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     key = fresh_key()
     b = ok("b")
-    script = Script(status(429, SLOW_DOWN), b, b, b, b, status(429, SLOW_DOWN), b, b)
+    script = Responders(status(429, SLOW_DOWN), b, b, b, b, status(429, SLOW_DOWN), b, b)
     llm = fleet_member(script, redis_server, key, ri=0.2)
-
-    def run() -> None:
-        if path == "sync":
-            llm.invoke("hi")
-        else:
-            asyncio.run(llm.ainvoke("hi"))
-
-    run()  # the cooldown reaches Redis and the process
+    call_sync(llm, way)  # the cooldown reaches Redis and the process
     redis_server.kill()
     with caplog.at_level(logging.WARNING, logger="langchain_lunar"):
         for pause in (0.0, 0.0, 0.25):  # the last one after retry_interval: Redis is probed
             time.sleep(pause)
             started = time.monotonic()
-            run()  # still skipped: the process kept the cooldown
+            call_sync(llm, way)  # still skipped: the process kept the cooldown
             assert time.monotonic() - started < 0.5
     assert script.models == ["gpt-4o-mini", "b", "b", "b", "b"]
     warnings = [r.getMessage() for r in caplog.records if "cannot reach Redis" in r.getMessage()]
@@ -563,8 +557,9 @@ def test_redis_going_away_never_fails_a_call_and_warns_once(
     time.sleep(0.25)  # past retry_interval: the next round trip probes Redis
     forget_in_process()
     with caplog.at_level(logging.WARNING, logger="langchain_lunar"):
-        run()  # Redis is back, and empty: the model is asked, and its 429 recorded there
-        run()
+        # Redis is back, and empty: the model is asked, and its 429 recorded there
+        call_sync(llm, way)
+        call_sync(llm, way)
     assert script.models[-3:] == ["gpt-4o-mini", "b", "b"]
     assert any("reach Redis again" in r.getMessage() for r in caplog.records)
     import redis
@@ -578,7 +573,7 @@ def test_an_unreachable_redis_costs_at_most_the_timeout_once(
 ) -> None:
     # 192.0.2.0/24 is reserved for documentation: nothing answers there.
     store = RedisCooldowns(url="redis://192.0.2.1:6379/0", timeout=0.2, prefix=f"{uuid.uuid4()}:")
-    script = Script(status(429, SLOW_DOWN), ok("b"), ok("b"))
+    script = Responders(status(429, SLOW_DOWN), ok("b"), ok("b"))
     llm, _ = build(script, cooldowns=store, fallbacks=["b"])
     started = time.monotonic()
     with caplog.at_level(logging.WARNING, logger="langchain_lunar"):

@@ -3,7 +3,6 @@ usage details and fields ChatLunar does not map, streamed and not."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -13,6 +12,7 @@ from langchain_core.exceptions import ModelRefusalError
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
 from pydantic import BaseModel
 
+from .calls import CallWay, all_ways, call_sync
 from .helpers import Recorder, chunk, merged, mock_model, sse, sse_response, usage_chunk
 
 
@@ -178,21 +178,13 @@ def refusing(request: httpx.Request) -> httpx.Response:
 
 @pytest.mark.parametrize("method", ["function_calling", "json_schema", "json_mode"])
 @pytest.mark.parametrize("schema", [Answer, Answer.model_json_schema()], ids=["pydantic", "dict"])
-@pytest.mark.parametrize("how", ["invoke", "stream", "ainvoke", "astream"])
-def test_structured_output_raises_model_refusal_error(method: str, schema: Any, how: str) -> None:
+@all_ways
+def test_structured_output_raises_model_refusal_error(
+    method: str, schema: Any, way: CallWay
+) -> None:
     runnable = mock_model(refusing).with_structured_output(schema, method=method)  # type: ignore[arg-type]
-
-    async def astream() -> list[Any]:
-        return [part async for part in runnable.astream("hi")]
-
-    calls = {
-        "invoke": lambda: runnable.invoke("hi"),
-        "stream": lambda: list(runnable.stream("hi")),
-        "ainvoke": lambda: asyncio.run(runnable.ainvoke("hi")),
-        "astream": lambda: asyncio.run(astream()),
-    }
     with pytest.raises(ModelRefusalError, match=r"I can't do that\.") as caught:
-        calls[how]()
+        call_sync(runnable, way)
     assert caught.value.raw_message is not None
 
 
@@ -315,3 +307,11 @@ def test_a_refusal_is_a_refusal_content_block() -> None:
         lambda request: completion({"content": "x", "reasoning": "r", "refusal": "Nope."})
     ).invoke("hi")
     assert [b["type"] for b in reasoned.content_blocks] == ["reasoning", "text", "refusal"]
+
+
+def test_null_fields_beside_the_text_carry_nothing() -> None:
+    # OpenAI-style servers send every delta field, most of them null.
+    nulls = {"function_call": None, "refusal": None, "tool_calls": None, "audio": None}
+    chunks = collect(streamed({"content": "Hi", **nulls}, {"content": "!", **nulls}))
+    assert [c.additional_kwargs for c in chunks[:-1]] == [{}, {}]
+    assert merged(chunks).content == "Hi!"

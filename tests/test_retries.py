@@ -24,12 +24,13 @@ from langchain_lunar import (
     StreamInterruptedError,
 )
 
-from .helpers import chunk, merged, mock_model, sse, sse_response, text_stream
+from .calls import CallWay, all_ways, answer, call, streaming_ways
+from .helpers import chunk, mock_model, sse, sse_response, text_stream
 
-Reply = Callable[[httpx.Request], httpx.Response]
+Responder = Callable[[httpx.Request], httpx.Response]
 
 
-def ok(model: str) -> Reply:
+def ok(model: str) -> Responder:
     """A successful answer, streaming or not, that names the model that served."""
 
     def reply(request: httpx.Request) -> httpx.Response:
@@ -54,27 +55,27 @@ def ok(model: str) -> Reply:
     return reply
 
 
-def status(code: int, headers: dict[str, str] | None = None, body: Any = None) -> Reply:
+def status(code: int, headers: dict[str, str] | None = None, body: Any = None) -> Responder:
     return lambda request: httpx.Response(
         code, headers=headers, json=body or {"error": {"message": f"status {code}"}}
     )
 
 
-def raises(error: Exception) -> Reply:
+def raises(error: Exception) -> Responder:
     def reply(request: httpx.Request) -> httpx.Response:
         raise error
 
     return reply
 
 
-def stream_body(body: bytes) -> Reply:
+def stream_body(body: bytes) -> Responder:
     return lambda request: sse_response(body)
 
 
-class Script:
+class Responders:
     """Answers requests in order and records the model each one asked for."""
 
-    def __init__(self, *replies: Reply) -> None:
+    def __init__(self, *replies: Responder) -> None:
         self.replies = list(replies)
         self.models: list[str] = []
 
@@ -94,7 +95,7 @@ class Sleeps:
         self.waits.append(seconds)
 
 
-def scripted(script: Script, **fields: Any) -> tuple[ChatLunar, Sleeps]:
+def scripted(script: Responders, **fields: Any) -> tuple[ChatLunar, Sleeps]:
     fields.setdefault("max_retries", 2)
     fields.setdefault("backoff_jitter", 0)
     model = mock_model(script, **fields)
@@ -104,30 +105,11 @@ def scripted(script: Script, **fields: Any) -> tuple[ChatLunar, Sleeps]:
     return model, sleeps
 
 
-MODES = ["invoke", "ainvoke", "stream", "astream"]
-modes = pytest.mark.parametrize("mode", MODES)
-streaming_modes = pytest.mark.parametrize("mode", ["stream", "astream"])
-
-
-async def call(model: Any, mode: str, **kwargs: Any) -> AIMessage:
-    """The whole answer, by the given path."""
-    if mode == "invoke":
-        return model.invoke("hi", **kwargs)  # type: ignore[no-any-return]
-    if mode == "ainvoke":
-        return await model.ainvoke("hi", **kwargs)  # type: ignore[no-any-return]
-    chunks = (
-        list(model.stream("hi", **kwargs))
-        if mode == "stream"
-        else [c async for c in model.astream("hi", **kwargs)]
-    )
-    return merged(chunks)
-
-
-@modes
-async def test_429_retry_after_seconds_is_waited_then_retried(mode: str) -> None:
-    script = Script(status(429, {"Retry-After": "1"}), ok("gpt-4o-mini"))
+@all_ways
+async def test_429_retry_after_seconds_is_waited_then_retried(way: CallWay) -> None:
+    script = Responders(status(429, {"Retry-After": "1"}), ok("gpt-4o-mini"))
     model, sleeps = scripted(script)
-    message = await call(model, mode)
+    message = await answer(model, way)
     assert message.content == "Hi there"
     assert script.models == ["gpt-4o-mini", "gpt-4o-mini"]
     assert sleeps.waits == [1.0]
@@ -151,29 +133,29 @@ async def test_429_retry_after_seconds_is_waited_then_retried(mode: str) -> None
         ({"Retry-After": "0"}, None, 0.0),
     ],
 )
-@modes
+@all_ways
 async def test_every_retry_after_form_is_honoured(
-    mode: str, headers: dict[str, str], body: Any, expected: float
+    way: CallWay, headers: dict[str, str], body: Any, expected: float
 ) -> None:
-    model, sleeps = scripted(Script(status(429, headers, body), ok("m")))
-    await call(model, mode)
+    model, sleeps = scripted(Responders(status(429, headers, body), ok("m")))
+    await answer(model, way)
     assert sleeps.waits == [expected]
 
 
-@modes
-async def test_retry_after_http_date(mode: str) -> None:
+@all_ways
+async def test_retry_after_http_date(way: CallWay) -> None:
     when = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=3), usegmt=True)
-    model, sleeps = scripted(Script(status(503, {"Retry-After": when}), ok("m")))
-    await call(model, mode)
+    model, sleeps = scripted(Responders(status(503, {"Retry-After": when}), ok("m")))
+    await answer(model, way)
     assert len(sleeps.waits) == 1
     assert 1.5 < sleeps.waits[0] <= 3
 
 
-@modes
-async def test_exponential_backoff_then_fallback(mode: str) -> None:
-    script = Script(status(500), status(502), status(503), ok("claude-3-haiku"))
+@all_ways
+async def test_exponential_backoff_then_fallback(way: CallWay) -> None:
+    script = Responders(status(500), status(502), status(503), ok("claude-3-haiku"))
     model, sleeps = scripted(script, fallbacks=["claude-3-haiku", "llama-3.1-8b"], backoff_base=0.5)
-    message = await call(model, mode)
+    message = await answer(model, way)
     assert script.models == ["gpt-4o-mini"] * 3 + ["claude-3-haiku"]
     assert sleeps.waits == [0.5, 1.0, 0.0]  # no wait before moving to the next model
     assert message.response_metadata["model_name"] == "claude-3-haiku"
@@ -186,7 +168,7 @@ async def test_exponential_backoff_then_fallback(mode: str) -> None:
 
 
 def test_backoff_is_capped_and_jittered() -> None:
-    script = Script(status(500), status(500), status(500), status(500), ok("m"))
+    script = Responders(status(500), status(500), status(500), status(500), ok("m"))
     model, sleeps = scripted(
         script, max_retries=4, backoff_base=1, backoff_max=3, backoff_jitter=0.25
     )
@@ -197,55 +179,55 @@ def test_backoff_is_capped_and_jittered() -> None:
 
 
 @pytest.mark.parametrize("code", [400, 401, 403, 404, 422])
-@modes
-async def test_client_errors_are_raised_at_once_with_one_request(mode: str, code: int) -> None:
-    script = Script(status(code), ok("claude-3-haiku"))
+@all_ways
+async def test_client_errors_are_raised_at_once_with_one_request(way: CallWay, code: int) -> None:
+    script = Responders(status(code), ok("claude-3-haiku"))
     model, sleeps = scripted(script, fallbacks=["claude-3-haiku"])
     with pytest.raises(LunarError) as caught:
-        await call(model, mode)
+        await answer(model, way)
     assert caught.value.status_code == code  # type: ignore[attr-defined]
     assert script.models == ["gpt-4o-mini"]
     assert sleeps.waits == []
 
 
 @pytest.mark.parametrize("code", [408, 409, 429, 500, 502, 503, 504, 529])
-@modes
-async def test_retryable_statuses(mode: str, code: int) -> None:
-    script = Script(status(code), ok("m"))
+@all_ways
+async def test_retryable_statuses(way: CallWay, code: int) -> None:
+    script = Responders(status(code), ok("m"))
     model, _sleeps = scripted(script)
-    assert (await call(model, mode)).content == "Hi there"
+    assert (await answer(model, way)).content == "Hi there"
     assert len(script.models) == 2
 
 
-@modes
-async def test_a_wait_longer_than_max_retry_wait_moves_on_without_sleeping(mode: str) -> None:
-    script = Script(status(429, {"Retry-After": "3600"}), ok("claude-3-haiku"))
+@all_ways
+async def test_a_wait_longer_than_max_retry_wait_moves_on_without_sleeping(way: CallWay) -> None:
+    script = Responders(status(429, {"Retry-After": "3600"}), ok("claude-3-haiku"))
     model, sleeps = scripted(script, fallbacks=["claude-3-haiku"], max_retry_wait=5)
-    message = await call(model, mode)
+    message = await answer(model, way)
     assert script.models == ["gpt-4o-mini", "claude-3-haiku"]
     assert sleeps.waits == [0.0]  # the hour is not waited: the next model is asked at once
     assert message.response_metadata["model_name"] == "claude-3-haiku"
 
 
-@modes
+@all_ways
 async def test_a_wait_longer_than_max_retry_wait_without_fallback_raises_with_retry_after(
-    mode: str,
+    way: CallWay,
 ) -> None:
-    script = Script(status(429, {"Retry-After": "3600"}))
+    script = Responders(status(429, {"Retry-After": "3600"}))
     model, sleeps = scripted(script, max_retry_wait=5)
     with pytest.raises(RateLimitError) as caught:
-        await call(model, mode)
+        await answer(model, way)
     assert caught.value.retry_after == 3600
     assert script.models == ["gpt-4o-mini"]
     assert sleeps.waits == []
 
 
-@modes
-async def test_a_long_wait_relayed_by_a_gateway_moves_to_the_fallback_at_once(mode: str) -> None:
+@all_ways
+async def test_a_long_wait_relayed_by_a_gateway_moves_to_the_fallback_at_once(way: CallWay) -> None:
     # LiteLLM's proxy relays the provider's Retry-After under its own name and sends no other.
-    script = Script(status(429, {"llm_provider-retry-after": "3600"}), ok("claude-3-haiku"))
+    script = Responders(status(429, {"llm_provider-retry-after": "3600"}), ok("claude-3-haiku"))
     model, sleeps = scripted(script, fallbacks=["claude-3-haiku"], max_retry_wait=5)
-    message = await call(model, mode)
+    message = await answer(model, way)
     assert script.models == ["gpt-4o-mini", "claude-3-haiku"]  # one request to the primary
     assert sleeps.waits == [0.0]  # a zero wait: the hour is not slept before the fallback
     assert message.response_metadata["model_name"] == "claude-3-haiku"
@@ -255,22 +237,24 @@ async def test_a_long_wait_relayed_by_a_gateway_moves_to_the_fallback_at_once(mo
     ]
 
 
-@modes
-async def test_a_wait_in_milliseconds_relayed_by_a_gateway_is_waited_exactly(mode: str) -> None:
-    script = Script(status(429, {"llm_provider-retry-after-ms": "1500"}), ok("gpt-4o-mini"))
+@all_ways
+async def test_a_wait_in_milliseconds_relayed_by_a_gateway_is_waited_exactly(way: CallWay) -> None:
+    script = Responders(status(429, {"llm_provider-retry-after-ms": "1500"}), ok("gpt-4o-mini"))
     model, sleeps = scripted(script, backoff_base=4)  # a backoff wait could not be 1.5 s
-    message = await call(model, mode)
+    message = await answer(model, way)
     assert message.content == "Hi there"
     assert script.models == ["gpt-4o-mini", "gpt-4o-mini"]
     assert sleeps.waits == [1.5]
 
 
-@modes
-async def test_when_every_model_fails_the_last_error_lists_them_all(mode: str) -> None:
-    script = Script(status(503), status(503), status(429), status(429), status(500), status(500))
+@all_ways
+async def test_when_every_model_fails_the_last_error_lists_them_all(way: CallWay) -> None:
+    script = Responders(
+        status(503), status(503), status(429), status(429), status(500), status(500)
+    )
     model, _ = scripted(script, max_retries=1, fallbacks=["b", "c"])
     with pytest.raises(ServerError) as caught:
-        await call(model, mode)
+        await answer(model, way)
     assert caught.value.status_code == 500
     assert [(a["model"], a["status_code"]) for a in caught.value.failed_attempts] == [
         ("gpt-4o-mini", 503),
@@ -283,91 +267,80 @@ async def test_when_every_model_fails_the_last_error_lists_them_all(mode: str) -
     assert script.models == ["gpt-4o-mini", "gpt-4o-mini", "b", "b", "c", "c"]
 
 
-@modes
-async def test_connection_errors_and_timeouts_are_retried(mode: str) -> None:
-    script = Script(
+@all_ways
+async def test_connection_errors_and_timeouts_are_retried(way: CallWay) -> None:
+    script = Responders(
         raises(httpx.ConnectError("refused")), raises(httpx.ReadTimeout("slow")), ok("m")
     )
     model, sleeps = scripted(script)
-    assert (await call(model, mode)).content == "Hi there"
+    assert (await answer(model, way)).content == "Hi there"
     assert len(script.models) == 3
     assert len(sleeps.waits) == 2
 
 
-@modes
-async def test_exhausted_connection_errors_raise_the_typed_error(mode: str) -> None:
-    script = Script(raises(httpx.ConnectTimeout("t")), raises(httpx.ConnectTimeout("t")))
+@all_ways
+async def test_exhausted_connection_errors_raise_the_typed_error(way: CallWay) -> None:
+    script = Responders(raises(httpx.ConnectTimeout("t")), raises(httpx.ConnectTimeout("t")))
     model, _ = scripted(script, max_retries=1)
     with pytest.raises(APITimeoutError):
-        await call(model, mode)
+        await answer(model, way)
     assert len(script.models) == 2
 
 
-@streaming_modes
-async def test_error_event_before_the_first_chunk_is_retried(mode: str) -> None:
+@streaming_ways
+async def test_error_event_before_the_first_chunk_is_retried(way: CallWay) -> None:
     overloaded = stream_body(
         sse(chunk("", role="assistant"), {"error": {"message": "busy", "code": 429}}, done=False)
     )
-    script = Script(overloaded, ok("claude-3-haiku"))
+    script = Responders(overloaded, ok("claude-3-haiku"))
     model, _ = scripted(script, max_retries=0, fallbacks=["claude-3-haiku"])
-    message = await call(model, mode)
+    message = await answer(model, way)
     assert message.content == "Hi there"
     assert script.models == ["gpt-4o-mini", "claude-3-haiku"]
 
 
-@streaming_modes
-async def test_error_event_of_a_client_error_is_not_retried(mode: str) -> None:
-    script = Script(
+@streaming_ways
+async def test_error_event_of_a_client_error_is_not_retried(way: CallWay) -> None:
+    script = Responders(
         stream_body(sse({"error": {"message": "bad", "code": 400}}, done=False)), ok("m")
     )
     model, _ = scripted(script, fallbacks=["b"])
     with pytest.raises(LunarError):
-        await call(model, mode)
+        await answer(model, way)
     assert len(script.models) == 1
 
 
-@streaming_modes
-async def test_a_failure_after_the_first_chunk_is_never_retried(mode: str) -> None:
+@streaming_ways
+async def test_a_failure_after_the_first_chunk_is_never_retried(way: CallWay) -> None:
     broken = stream_body(
         sse(chunk("Hel"), chunk("lo"), {"error": {"message": "busy", "code": 503}}, done=False)
     )
-    script = Script(broken, ok("claude-3-haiku"))
+    script = Responders(broken, ok("claude-3-haiku"))
     model, sleeps = scripted(script, fallbacks=["claude-3-haiku"])
-    delivered: list[str] = []
-
-    async def consume() -> None:
-        if mode == "stream":
-            for c in model.stream("hi"):
-                delivered.append(str(c.content))
-        else:
-            async for c in model.astream("hi"):
-                delivered.append(str(c.content))
-
+    delivered: list[Any] = []
     with pytest.raises(StreamInterruptedError) as caught:
-        await consume()
-    assert delivered == ["Hel", "lo"]
+        await call(model, way, into=delivered)
+    assert [str(c.content) for c in delivered] == ["Hel", "lo"]
     assert caught.value.text == "Hello"
     assert caught.value.model == "gpt-4o-mini"
     assert script.models == ["gpt-4o-mini"]  # no token replayed from another model
     assert sleeps.waits == []
 
 
-@streaming_modes
-async def test_a_role_only_opening_chunk_does_not_commit_the_stream(mode: str) -> None:
+@streaming_ways
+async def test_a_role_only_opening_chunk_does_not_commit_the_stream(way: CallWay) -> None:
     role_then_drop = stream_body(
         sse(chunk("", role="assistant"), done=False)
     )  # ends before any token
-    script = Script(role_then_drop, ok("claude-3-haiku"))
+    script = Responders(role_then_drop, ok("claude-3-haiku"))
     model, _ = scripted(script, max_retries=0, fallbacks=["claude-3-haiku"])
-    chunks = (
-        list(model.stream("hi")) if mode == "stream" else [c async for c in model.astream("hi")]
-    )
+    chunks = await call(model, way)
     assert "".join(str(c.content) for c in chunks) == "Hi there"
     assert chunks[-1].response_metadata["model_name"] == "claude-3-haiku"
 
 
 def test_retries_and_fallbacks_are_logged_without_the_key(caplog: pytest.LogCaptureFixture) -> None:
-    script = Script(status(429, {"Retry-After": "1"}), status(500), ok("b"))
+    script = Responders(status(429, {"Retry-After": "1"}), status(500), ok("b"))
     model, _ = scripted(script, api_key="sk-canary-77", max_retries=1, fallbacks=["b"])
     with caplog.at_level(logging.WARNING, logger="langchain_lunar"):
         model.invoke("hi")
@@ -380,7 +353,7 @@ def test_retries_and_fallbacks_are_logged_without_the_key(caplog: pytest.LogCapt
 
 
 async def test_per_call_settings_override_the_fields() -> None:
-    script = Script(status(503), ok("b"))
+    script = Responders(status(503), ok("b"))
     model, sleeps = scripted(script, max_retries=5)
     await model.ainvoke("hi", max_retries=0, fallbacks=["b"])
     assert script.models == ["gpt-4o-mini", "b"]
@@ -388,7 +361,7 @@ async def test_per_call_settings_override_the_fields() -> None:
 
 
 def test_batch_retries_each_input() -> None:
-    script = Script(status(503), ok("m"), ok("m"))
+    script = Responders(status(503), ok("m"), ok("m"))
     model, _ = scripted(script, max_retries=1)
     answers = model.batch(["a", "b"], config={"max_concurrency": 1})
     assert [a.content for a in answers] == ["Hi there", "Hi there"]
@@ -396,14 +369,14 @@ def test_batch_retries_each_input() -> None:
 
 
 def test_langchain_with_fallbacks_still_works_on_top() -> None:
-    script = Script(status(401))
+    script = Responders(status(401))
     model, _ = scripted(script)
     backup = GenericFakeChatModel(messages=iter([AIMessage("from the backup")]))
     assert model.with_fallbacks([backup]).invoke("hi").content == "from the backup"
 
 
 def test_no_failed_attempts_key_when_nothing_failed() -> None:
-    model, _ = scripted(Script(ok("m")))
+    model, _ = scripted(Responders(ok("m")))
     assert "failed_attempts" not in model.invoke("hi").response_metadata
 
 

@@ -12,12 +12,12 @@ import json
 import math
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 import pytest
-from langchain_core.messages import AIMessage, AIMessageChunk
+from langchain_core.messages import AIMessageChunk
 from pydantic import ValidationError
 
 from langchain_lunar import (
@@ -29,7 +29,8 @@ from langchain_lunar import (
 )
 from langchain_lunar._chunk_timeout import NEVER, watch_async, watch_sync
 
-from .helpers import chunk, merged, mock_model, sse, text_stream
+from .calls import CallWay, answer, call, call_sync, streaming_ways
+from .helpers import chunk, mock_model, sse, text_stream
 
 TIMEOUT = 0.2
 PING = b": ping\n\n"
@@ -121,31 +122,11 @@ async def _no_sleep(seconds: float) -> None:
     return None
 
 
-async def collect(
-    model: Any, mode: str, texts: list[str] | None = None, **kwargs: Any
-) -> AIMessage:
-    """The answer of ``model.stream`` or ``astream``, each chunk's text also put in ``texts``."""
-    texts = [] if texts is None else texts
-    chunks: list[AIMessageChunk] = []
-    if mode == "stream":
-        for piece in model.stream("hi", **kwargs):
-            chunks.append(piece)
-            texts.append(piece.text)
-    else:
-        async for piece in model.astream("hi", **kwargs):
-            chunks.append(piece)
-            texts.append(piece.text)
-    return merged(chunks)
-
-
-modes = pytest.mark.parametrize("mode", ["stream", "astream"])
-
-
-@modes
-async def test_a_silent_model_is_retried_then_the_fallback_answers(mode: str) -> None:
+@streaming_ways
+async def test_a_silent_model_is_retried_then_the_fallback_answers(way: CallWay) -> None:
     server = Server(primary=[silent(), silent()], backup=[[(0.0, text_stream("Hi", "!"))]])
     model = model_for(server, max_retries=1, fallbacks=["backup"])
-    message = await collect(model, mode)
+    message = await answer(model, way)
     assert message.content == "Hi!"
     assert server.models == ["primary", "primary", "backup"]
     assert all(stream.cut_short for stream in server.streams[:2])
@@ -157,11 +138,11 @@ async def test_a_silent_model_is_retried_then_the_fallback_answers(mode: str) ->
     assert "stream_chunk_timeout" in failed[0]["message"]
 
 
-@modes
-async def test_without_retries_a_silent_model_is_a_timeout_error(mode: str) -> None:
+@streaming_ways
+async def test_without_retries_a_silent_model_is_a_timeout_error(way: CallWay) -> None:
     server = Server(primary=[silent()])
     with pytest.raises(StreamChunkTimeoutError) as caught:
-        await collect(model_for(server), mode)
+        await answer(model_for(server), way)
     error = caught.value
     assert isinstance(error, APITimeoutError)
     assert (error.timeout, error.model) == (TIMEOUT, "primary")
@@ -170,13 +151,15 @@ async def test_without_retries_a_silent_model_is_a_timeout_error(mode: str) -> N
     assert server.streams[0].cut_short
 
 
-@modes
-async def test_a_stall_after_tokens_interrupts_with_exactly_the_delivered_text(mode: str) -> None:
+@streaming_ways
+async def test_a_stall_after_tokens_interrupts_with_exactly_the_delivered_text(
+    way: CallWay,
+) -> None:
     server = Server(primary=[stalls_after("Hello", " world")])
-    texts: list[str] = []
+    delivered: list[AIMessageChunk] = []
     with pytest.raises(StreamInterruptedError) as caught:
-        await collect(model_for(server, max_retries=2, fallbacks=["backup"]), mode, texts)
-    assert texts == ["Hello", " world"]
+        await call(model_for(server, max_retries=2, fallbacks=["backup"]), way, into=delivered)
+    assert [chunk.text for chunk in delivered] == ["Hello", " world"]
     assert caught.value.text == "Hello world"
     assert isinstance(caught.value.__cause__, StreamChunkTimeoutError)
     assert server.models == ["primary"]  # delivered tokens are never retried
@@ -192,24 +175,24 @@ KEEP_ALIVES = {
 }
 
 
-@modes
+@streaming_ways
 @pytest.mark.parametrize("line", KEEP_ALIVES.values(), ids=KEEP_ALIVES.keys())
-async def test_lines_without_data_do_not_keep_a_stream_alive(mode: str, line: bytes) -> None:
+async def test_lines_without_data_do_not_keep_a_stream_alive(way: CallWay, line: bytes) -> None:
     server = Server(primary=[[(0.0, OPENING), (0.0, event(chunk("a"))), *pings(1.0, line=line)]])
     with pytest.raises(StreamInterruptedError) as caught:
-        await collect(model_for(server), mode)
+        await answer(model_for(server), way)
     assert isinstance(caught.value.__cause__, StreamChunkTimeoutError)
     assert server.streams[0].cut_short
 
 
-@modes
-async def test_data_events_keep_a_stream_alive_longer_than_the_timeout(mode: str) -> None:
+@streaming_ways
+async def test_data_events_keep_a_stream_alive_longer_than_the_timeout(way: CallWay) -> None:
     # 1 s in all, 0.1 s between data events, pings in between; an empty delta counts too.
     steps: Steps = [(0.0, OPENING)]
     for n in range(10):
         steps += [(0.05, PING), (0.05, event(chunk(str(n)) if n % 3 else chunk("")))]
     server = Server(primary=[[*steps, (0.0, REST)]])
-    message = await collect(model_for(server, stream_chunk_timeout=0.3), mode)
+    message = await answer(model_for(server, stream_chunk_timeout=0.3), way)
     assert message.content == "124578!"
 
 
@@ -233,32 +216,32 @@ async def test_the_callers_time_with_a_chunk_is_not_a_wait_async() -> None:
     assert "".join(texts) == "a!"
 
 
-@modes
-async def test_a_body_left_open_after_done_ends_at_the_deadline(mode: str) -> None:
+@streaming_ways
+async def test_a_body_left_open_after_done_ends_at_the_deadline(way: CallWay) -> None:
     server = Server(primary=[[(0.0, text_stream("Hi")), *pings(1.0)]])
-    message = await collect(model_for(server), mode)
+    message = await answer(model_for(server), way)
     assert message.content == "Hi"
     assert message.response_metadata["finish_reason"] == "stop"
     assert server.streams[0].cut_short
 
 
-@modes
+@streaming_ways
 @pytest.mark.parametrize("off", [None, 0])
-async def test_none_or_zero_turns_it_off(mode: str, off: float | None) -> None:
+async def test_none_or_zero_turns_it_off(way: CallWay, off: float | None) -> None:
     server = Server(primary=[silent(0.5)])
-    message = await collect(model_for(server, stream_chunk_timeout=off), mode)
+    message = await answer(model_for(server, stream_chunk_timeout=off), way)
     assert message.content == "!"
     assert not server.streams[0].cut_short
 
 
-@modes
-async def test_a_per_call_value_overrides_the_models(mode: str) -> None:
+@streaming_ways
+async def test_a_per_call_value_overrides_the_models(way: CallWay) -> None:
     server = Server(primary=[silent(), silent(0.5)])
     with pytest.raises(StreamChunkTimeoutError):
-        await collect(model_for(server, stream_chunk_timeout=None), mode, stream_chunk_timeout=0.2)
+        await call(model_for(server, stream_chunk_timeout=None), way, stream_chunk_timeout=0.2)
     # 0 turns it off for one call (None per call means the model's own setting).
     bound = model_for(server).bind(stream_chunk_timeout=0)
-    assert (await collect(bound, mode)).content == "!"
+    assert (await answer(bound, way)).content == "!"
     assert [stream.cut_short for stream in server.streams] == [True, False]
 
 
@@ -272,23 +255,14 @@ def test_the_read_timeout_of_a_stream_is_at_most_the_chunk_timeout() -> None:
     assert server.timeouts[0]["connect"] == 5.0
 
 
-CALLS: dict[str, Callable[[Any], Any]] = {
-    "invoke": lambda runnable: runnable.invoke("hi"),
-    "stream": lambda runnable: list(runnable.stream("hi")),
-    "astream": lambda runnable: asyncio.run(collect(runnable, "astream")),
-}
-
-
-@pytest.mark.parametrize("call", CALLS.values(), ids=CALLS.keys())
+@pytest.mark.parametrize("way", ["invoke", "stream", "astream"])
 @pytest.mark.parametrize("value", [-1, "soon", math.nan, [1]])
-def test_a_bad_per_call_value_is_a_value_error_before_any_request(
-    call: Callable[[Any], Any], value: Any
-) -> None:
+def test_a_bad_per_call_value_is_a_value_error_before_any_request(way: CallWay, value: Any) -> None:
     with pytest.raises(ValidationError):
         ChatLunar(model="m", api_key="k", stream_chunk_timeout=value)
     server = Server(primary=[])
     with pytest.raises(ValueError, match="Invalid per-call setting stream_chunk_timeout") as caught:
-        call(model_for(server).bind(stream_chunk_timeout=value))
+        call_sync(model_for(server).bind(stream_chunk_timeout=value), way)
     assert not isinstance(caught.value, ValidationError)
     assert server.models == []
 

@@ -12,6 +12,7 @@ from langchain_core.tools import tool
 from pydantic import BaseModel, Field
 from typing_extensions import TypedDict
 
+from .calls import CallWay
 from .helpers import Recorder, chunk, merged, mock_model, sse
 
 
@@ -142,12 +143,13 @@ def test_parallel_tool_calls_and_strict() -> None:
     assert recorder.last_json["tools"][0]["function"]["strict"] is True
 
 
-@pytest.mark.parametrize("mode", ["stream", "invoke-streaming"])
-def test_interleaved_parallel_calls_aggregate_to_two_tool_calls(mode: str) -> None:
-    # Only set `streaming` when True: an explicit False turns .stream() into a plain invoke.
-    fields = {"streaming": True} if mode == "invoke-streaming" else {}
+@pytest.mark.parametrize("way", ["stream", "invoke"])
+def test_interleaved_parallel_calls_aggregate_to_two_tool_calls(way: CallWay) -> None:
+    # invoke streams here too, by `streaming=True`. Only set it when True: an explicit False
+    # turns .stream() into a plain invoke.
+    fields = {"streaming": True} if way == "invoke" else {}
     model = mock_model(Recorder(INTERLEAVED), **fields)
-    if mode == "stream":
+    if way == "stream":
         chunks = list(model.stream("hi"))
         assert all(c.tool_call_chunks[0]["index"] in (0, 1) for c in chunks[:-1])
         message: AIMessage = merged(chunks)

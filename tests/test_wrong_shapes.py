@@ -10,19 +10,17 @@ first ill-formed event gives a ``MalformedResponseError`` that quotes it, wrappe
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from langchain_core.messages import AIMessageChunk
 
 from langchain_lunar import MalformedResponseError, StreamInterruptedError
 
+from .calls import CallWay, call_sync, invoking_ways, streaming_ways
 from .helpers import merged, mock_model, sse, sse_response
 
 ABSENT: Any = object()  # a key left out of its object
@@ -198,35 +196,28 @@ def text_of(events: list[Any]) -> str:
     return "".join(body.get("content") or "" for body in bodies)
 
 
+# Delta fields the protocol doc names; a non-null value under any other name is kept and
+# delivered in a chunk of its own (README: "What a stream yields").
+DOCUMENTED = {"role", "content", "tool_calls", "reasoning_content", "reasoning"}
+DOCUMENTED |= {"reasoning_details", "refusal", "annotations"}
+
+
 def delivers(event: Any) -> bool:
     body = body_of(event, streamed=True) or {}
-    return bool(body.get("content") or body.get("tool_calls"))
+    others = [v for k, v in body.items() if k not in DOCUMENTED and v is not None]
+    return bool(body.get("content") or body.get("tool_calls") or others)
 
 
 # --- the tests --------------------------------------------------------------------------------
 
-Collect = Callable[[Any], list[AIMessageChunk]]
-
-
-def collect_sync(model: Any) -> list[AIMessageChunk]:
-    return list(model.stream("hi"))
-
-
-def collect_async(model: Any) -> list[AIMessageChunk]:
-    async def run() -> list[AIMessageChunk]:
-        return [chunk async for chunk in model.astream("hi")]
-
-    return asyncio.run(run())
-
-
 PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-@pytest.mark.parametrize("collect", [collect_sync, collect_async], ids=["stream", "astream"])
+@streaming_ways
 @PROPERTY
 @given(events=st.lists(answer(streamed=True), min_size=1, max_size=5))
 def test_a_stream_gives_the_exact_text_or_a_malformed_error_quoting_the_event(
-    collect: Collect, events: list[Any]
+    way: CallWay, events: list[Any]
 ) -> None:
     body = sse(
         *[json.dumps(event) for event in events],
@@ -235,7 +226,7 @@ def test_a_stream_gives_the_exact_text_or_a_malformed_error_quoting_the_event(
     model = mock_model(lambda request: sse_response(body))
     bad = first_ill_formed(events, streamed=True)
     if bad is None:
-        chunks = collect(model)
+        chunks = call_sync(model, way)
         assert all(type(chunk.content) is str for chunk in chunks)
         assert merged(chunks).content == text_of(events)
         fragments = sum(
@@ -244,7 +235,7 @@ def test_a_stream_gives_the_exact_text_or_a_malformed_error_quoting_the_event(
         assert sum(len(chunk.tool_call_chunks) for chunk in chunks) == fragments
         return
     with pytest.raises((MalformedResponseError, StreamInterruptedError)) as caught:
-        collect(model)
+        call_sync(model, way)
     error = caught.value
     before = events[:bad]
     if any(delivers(event) for event in before):
@@ -255,19 +246,11 @@ def test_a_stream_gives_the_exact_text_or_a_malformed_error_quoting_the_event(
     assert repr(json.dumps(events[bad])[:300]) in str(error)
 
 
-def invoke_sync(model: Any) -> Any:
-    return model.invoke("hi")
-
-
-def invoke_async(model: Any) -> Any:
-    return asyncio.run(model.ainvoke("hi"))
-
-
-@pytest.mark.parametrize("call", [invoke_sync, invoke_async], ids=["invoke", "ainvoke"])
+@invoking_ways
 @PROPERTY
 @given(completion=answer(streamed=False))
 def test_a_completion_gives_the_exact_text_or_a_malformed_error_quoting_it(
-    call: Callable[[Any], Any], completion: Any
+    way: CallWay, completion: Any
 ) -> None:
     text = json.dumps(completion)
     model = mock_model(
@@ -276,14 +259,14 @@ def test_a_completion_gives_the_exact_text_or_a_malformed_error_quoting_it(
         )
     )
     if first_ill_formed([completion], streamed=False) is None:
-        message = call(model)
+        message = call_sync(model, way)
         body = body_of(completion, streamed=False) or {}
         assert message.content == (body.get("content") or "")
         calls = body.get("tool_calls") or []
         assert len(message.tool_calls) + len(message.invalid_tool_calls) == len(calls)
         return
     with pytest.raises(MalformedResponseError) as caught:
-        call(model)
+        call_sync(model, way)
     assert type(caught.value) is MalformedResponseError
     assert repr(text[:300]) in str(caught.value)
 
