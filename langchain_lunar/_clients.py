@@ -61,8 +61,8 @@ class PoolKey:
 
 @functools.cache
 def _ssl_context(key: PoolKey) -> ssl.SSLContext:
-    # httpx builds one per client by default, loading the CA bundle: 50 ms, which every new
-    # event loop would pay again. (Keyed, so that future TLS settings in the key apply.)
+    # httpx builds one per client by default, reading and parsing the whole CA bundle, which
+    # every new event loop would pay again. (Keyed, so that future TLS settings in the key apply.)
     return httpx.create_ssl_context()
 
 

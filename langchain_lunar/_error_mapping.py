@@ -1,4 +1,8 @@
-"""Turn an error status, or an error event inside a stream, into the typed error for it."""
+"""Translate every failure of an exchange into the typed error for it, in one place.
+
+An error status and its body, an error event inside a stream, an httpx exception, and a stream
+that stalled: each becomes one of the errors of ``_exceptions``, its text free of the key.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +13,24 @@ from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+import httpx
+
 from langchain_lunar._exceptions import (
+    APIConnectionError,
     APIError,
+    APITimeoutError,
     AuthenticationError,
     BadRequestError,
     ContextLengthExceededError,
     GatewayTimeoutError,
+    LunarError,
+    MalformedResponseError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
     ServerError,
     ServiceUnavailableError,
+    StreamChunkTimeoutError,
     UnprocessableEntityError,
 )
 from langchain_lunar._json import loads
@@ -108,6 +119,42 @@ def error_from_event(payload: Mapping[str, Any], *, secrets: Secrets = ()) -> AP
         dict(payload),
         request_id=None,
         retry_after=parse_retry_after({}, payload),
+    )
+
+
+def translate_transport_error(error: httpx.HTTPError, secrets: Secrets) -> LunarError:
+    """Map an httpx exception to ours, chained to it; the text never contains the key."""
+    text = redact(str(error) or type(error).__name__, secrets)
+    translated: LunarError
+    if isinstance(error, httpx.TimeoutException):
+        translated = APITimeoutError(f"Request timed out ({type(error).__name__}): {text}")
+    elif isinstance(error, httpx.DecodingError):
+        translated = MalformedResponseError(f"The response body could not be decoded: {text}")
+    elif isinstance(error, httpx.RemoteProtocolError):
+        translated = APIConnectionError(
+            f"The connection broke before the answer was complete: {text}"
+        )
+    else:
+        translated = APIConnectionError(
+            f"Could not talk to the server ({type(error).__name__}): {text}"
+        )
+    translated.__cause__ = error
+    return translated
+
+
+def stall_error(model: str, chunk_timeout: float | None) -> StreamChunkTimeoutError:
+    """The error for a stream of ``model`` that sent no data event for ``chunk_timeout`` s.
+
+    Raised instead of the httpx error (if any) that the stall caused: the watchdog's cut, or
+    the read timeout lowered to ``chunk_timeout``.
+    """
+    assert chunk_timeout is not None  # only a stream with a chunk timeout can stall
+    return StreamChunkTimeoutError(
+        f"No data from {model} for {chunk_timeout:g} s (stream_chunk_timeout; "
+        "keep-alive comments do not count), so the model is taken to have stalled. Raise "
+        "stream_chunk_timeout, or set it to None, if the model may stay silent that long.",
+        timeout=chunk_timeout,
+        model=model,
     )
 
 

@@ -1,8 +1,8 @@
 """Parsing the JSON that Lunar sends: orjson's speed, ``json.loads``'s answers and errors.
 
-A streamed answer is one JSON document per token, and ``json.loads`` of one chunk costs about
-as much as everything else ChatLunar does for it; orjson parses it in under a third of that
-time. orjson is already installed with langchain-core on CPython (langsmith requires it).
+A streamed answer is one JSON document per token, so parsing is among the largest costs of
+each token, and orjson parses such a document faster than ``json.loads`` does. orjson is
+already installed with langchain-core on CPython (langsmith requires it).
 
 orjson refuses some documents that ``json.loads`` accepts (``NaN``, ``1e400``, lone surrogates)
 or rejects differently (invalid UTF-8, nesting deeper than 1024); those go to ``json.loads``,

@@ -243,7 +243,12 @@ def message_fields(body: dict[str, Any], *, streamed: bool) -> MessageFields:
     where = "delta" if streamed else "message"
     reasoning = check_optional_str(body.get("reasoning_content"), f"a {where}.reasoning_content")
     other = check_optional_str(body.get("reasoning"), f"a {where}.reasoning")
-    unmapped = {name: value for name, value in body.items() if name not in _MAPPED_FIELDS}
+    # A null carries nothing (OpenAI-style servers send "function_call": null and the like).
+    unmapped = {
+        name: value
+        for name, value in body.items()
+        if value is not None and name not in _MAPPED_FIELDS
+    }
     if reasoning is None:
         reasoning = other
     elif other is not None and other != reasoning:

@@ -231,8 +231,22 @@ class StreamAssembler:
 
     def _rich_chunks(self, rich: _RichDelta) -> _Emitted:
         """The chunks of a delta with more than text: its reasoning first, then the rest."""
-        chunks: list[ChatGenerationChunk] = []
         fields = rich.fields
+        content = rich.content
+        if not (
+            fields.reasoning_kwargs
+            or fields.kwargs
+            or rich.tool_call_chunks
+            or rich.logprobs is not None
+            or self._pending_logprobs is not None
+        ):
+            # Only text after all (say, with "refusal": null beside it): the per-token path.
+            if not content:
+                return None
+            self._texts.append(content)
+            self._delivered = True
+            return text_chunk(content, self._id)
+        chunks: list[ChatGenerationChunk] = []
         if fields.reasoning_kwargs:
             reasoning = AIMessageChunk(
                 content="", id=self._id, additional_kwargs=fields.reasoning_kwargs
@@ -242,7 +256,6 @@ class StreamAssembler:
         if self._pending_logprobs is not None:  # of events that had nothing else to carry
             logprobs = _joined_logprobs(self._pending_logprobs, logprobs or {})
             self._pending_logprobs = None
-        content = rich.content
         if content or rich.tool_call_chunks or fields.kwargs:
             message = AIMessageChunk(
                 content=content or "",

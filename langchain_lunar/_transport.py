@@ -1,4 +1,4 @@
-"""HTTP for ChatLunar: one request/response exchange and its error translation."""
+"""HTTP for ChatLunar: one request/response exchange; ``_error_mapping`` translates its errors."""
 
 from __future__ import annotations
 
@@ -17,14 +17,13 @@ from langchain_lunar._chunk_timeout import (
     watch_async,
     watch_sync,
 )
-from langchain_lunar._error_mapping import error_from_event, error_from_response
-from langchain_lunar._exceptions import (
-    APIConnectionError,
-    APITimeoutError,
-    LunarError,
-    MalformedResponseError,
-    StreamChunkTimeoutError,
+from langchain_lunar._error_mapping import (
+    error_from_event,
+    error_from_response,
+    stall_error,
+    translate_transport_error,
 )
+from langchain_lunar._exceptions import MalformedResponseError
 from langchain_lunar._json import loads
 from langchain_lunar._messages import REASONING_FIELDS, ReturnedReasoning, with_reasoning_for
 from langchain_lunar._responses import ShapeError, completion_to_result
@@ -65,26 +64,6 @@ class CompletionRequest:
         return replace(self, body=body, model=model, failed_attempts=failed_attempts)
 
 
-def translate_transport_error(error: httpx.HTTPError, secrets: Secrets) -> LunarError:
-    """Map an httpx exception to ours, chained to it; the text never contains the key."""
-    text = redact(str(error) or type(error).__name__, secrets)
-    translated: LunarError
-    if isinstance(error, httpx.TimeoutException):
-        translated = APITimeoutError(f"Request timed out ({type(error).__name__}): {text}")
-    elif isinstance(error, httpx.DecodingError):
-        translated = MalformedResponseError(f"The response body could not be decoded: {text}")
-    elif isinstance(error, httpx.RemoteProtocolError):
-        translated = APIConnectionError(
-            f"The connection broke before the answer was complete: {text}"
-        )
-    else:
-        translated = APIConnectionError(
-            f"Could not talk to the server ({type(error).__name__}): {text}"
-        )
-    translated.__cause__ = error
-    return translated
-
-
 def stream_completion(
     client: httpx.Client, request: CompletionRequest
 ) -> Generator[ChatGenerationChunk, None, None]:
@@ -109,7 +88,8 @@ def stream_completion(
                 _raise_for_json_answer(response, request)
             if chunk_timeout is None:
                 for data in response.iter_bytes():
-                    yield from assembler.feed(data)
+                    for chunk in assembler.feed(data):
+                        yield chunk
             else:
                 guard = watch_sync(response, chunk_timeout)
                 try:
@@ -119,11 +99,12 @@ def stream_completion(
                         if assembler.data_events != seen:
                             seen = assembler.data_events
                             guard.deadline = NEVER  # the caller's time with the chunks is no wait
-                            yield from chunks
+                            for chunk in chunks:
+                                yield chunk
                             guard.deadline = monotonic() + chunk_timeout
                         elif monotonic() >= guard.deadline:  # only comments, or part of an event
                             stalled = True
-                            break  # leaving `with` closes the connection
+                            break  # leaving the response's block closes the connection
                     else:
                         # A body that runs until the connection closes ends without an error
                         # when the watchdog cuts it.
@@ -139,8 +120,9 @@ def stream_completion(
             # The cause chain is set by translate_transport_error and fail(); `from` would cut it.
             raise assembler.fail(translate_transport_error(error, request.secrets))  # noqa: B904
     if stalled and not assembler.done:
-        raise assembler.fail(_stall_error(assembler, chunk_timeout))
-    yield from assembler.close()
+        raise assembler.fail(stall_error(assembler.model, chunk_timeout))
+    for chunk in assembler.close():
+        yield chunk
 
 
 async def astream_completion(
@@ -179,18 +161,23 @@ async def astream_completion(
                             guard.deadline = monotonic() + chunk_timeout
                         elif monotonic() >= guard.deadline:  # only comments, or part of an event
                             stalled = True
-                            break  # leaving `async with` closes the connection
+                            break  # leaving the response's block closes the connection
                     else:
-                        stalled = guard.fired  # a body read until the connection closes
+                        # A body that runs until the connection closes ends without an error
+                        # when the watchdog cuts it.
+                        stalled = guard.fired
                 finally:
-                    guard.release()
+                    guard.release()  # before the connection may go back to the pool
     except httpx.HTTPError as error:
+        # After [DONE] the answer is whole; a broken connection while draining changes nothing.
+        # A read that failed past the deadline failed because of it (the watchdog's cut, or the
+        # lowered read timeout): that is raised below as the stall, without this error.
         stalled = _is_stall(error, guard, timeout, chunk_timeout)
         if not assembler.done and not stalled:
             # The cause chain is set by translate_transport_error and fail(); `from` would cut it.
             raise assembler.fail(translate_transport_error(error, request.secrets))  # noqa: B904
     if stalled and not assembler.done:
-        raise assembler.fail(_stall_error(assembler, chunk_timeout))
+        raise assembler.fail(stall_error(assembler.model, chunk_timeout))
     for chunk in assembler.close():
         yield chunk
 
@@ -209,19 +196,6 @@ def _is_stall(
         chunk_timeout is not None
         and isinstance(error, httpx.ReadTimeout)
         and timeout.read == chunk_timeout
-    )
-
-
-def _stall_error(
-    assembler: StreamAssembler, chunk_timeout: float | None
-) -> StreamChunkTimeoutError:
-    assert chunk_timeout is not None
-    return StreamChunkTimeoutError(
-        f"No data from {assembler.model} for {chunk_timeout:g} s (stream_chunk_timeout; "
-        "keep-alive comments do not count), so the model is taken to have stalled. Raise "
-        "stream_chunk_timeout, or set it to None, if the model may stay silent that long.",
-        timeout=chunk_timeout,
-        model=assembler.model,
     )
 
 

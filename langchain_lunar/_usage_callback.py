@@ -10,7 +10,6 @@ from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.outputs import LLMResult
-from langchain_core.tracers.context import register_configure_hook
 
 
 @dataclass
@@ -125,7 +124,22 @@ def _cost(metadata: dict[str, Any]) -> float:
 
 
 _current: ContextVar[LunarCallbackHandler | None] = ContextVar("lunar_callback", default=None)
-register_configure_hook(_current, inheritable=True)
+_hooked = False
+_hook_lock = threading.Lock()
+
+
+def _hook() -> None:
+    """Have LangChain's callback managers add ``_current``'s handler to every run: once, on the
+    first ``get_lunar_callback()``, the only way to set it. Not at import, since
+    ``langchain_core.tracers.context`` imports langsmith's tracing (a model call imports it
+    anyway)."""
+    global _hooked
+    with _hook_lock:
+        if not _hooked:
+            from langchain_core.tracers.context import register_configure_hook
+
+            register_configure_hook(_current, inheritable=True)
+            _hooked = True
 
 
 class _Metering:
@@ -162,4 +176,6 @@ def get_lunar_callback() -> _Metering:
         print(cb.cost_usd, cb.retries, cb.by_model)
         ```
     """
+    if not _hooked:
+        _hook()
     return _Metering()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 from collections.abc import (
     AsyncGenerator,
@@ -225,8 +224,8 @@ class ChatLunar(BaseChatModel):
         self, stop: list[str] | None = None, **kwargs: Any
     ) -> dict[str, Any]:
         # What the base class returns (asdict() plus stop plus kwargs), built directly: its
-        # path goes through a warnings-suppressing context on every call, ~10 µs of the time
-        # to the first token. These params reach callbacks and traces: no secrets.
+        # path enters a warnings-suppressing context on every call, and every call waits for
+        # it before the first token. These params reach callbacks and traces: no secrets.
         return {
             **self._identifying_params,
             "_type": self._llm_type,
@@ -324,14 +323,18 @@ class ChatLunar(BaseChatModel):
             if run_manager is None:
                 # `stream()` and `invoke()` fire on_llm_new_token themselves for every chunk.
                 yield first
-                yield from rest
+                for chunk in rest:
+                    yield chunk
                 return
             # Only the event-protocol path passes a run manager, and it fires no token callbacks.
-            for chunk in itertools.chain((first,), rest):
+            run_manager.on_llm_new_token(first.text, chunk=first)
+            yield first
+            for chunk in rest:
                 run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                 yield chunk
         finally:
-            rest.close()  # at once, also when the caller stops before the end
+            # Close the HTTP response now, also when the caller stops before the end.
+            rest.close()
 
     async def _astream(
         self,
@@ -347,6 +350,7 @@ class ChatLunar(BaseChatModel):
         async def open_stream(
             model: str, failed: tuple[dict[str, Any], ...]
         ) -> tuple[ChatGenerationChunk, AsyncGenerator[ChatGenerationChunk, None]]:
+            # The first chunk is read inside the attempt: until it arrives, a failure is retried.
             chunks = _transport.astream_completion(client, request.for_model(model, failed))
             return await chunks.__anext__(), chunks
 
@@ -359,15 +363,20 @@ class ChatLunar(BaseChatModel):
             rate_limiter=self.rate_limiter,
         )
         try:
-            if run_manager is not None:
-                await run_manager.on_llm_new_token(first.text, chunk=first)
+            if run_manager is None:
+                # `astream()` and `ainvoke()` fire on_llm_new_token themselves for every chunk.
+                yield first
+                async for chunk in rest:
+                    yield chunk
+                return
+            # Only the event-protocol path passes a run manager, and it fires no token callbacks.
+            await run_manager.on_llm_new_token(first.text, chunk=first)
             yield first
             async for chunk in rest:
-                if run_manager is not None:
-                    await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                 yield chunk
         finally:
-            # Close the HTTP response now, not whenever the event loop finalizes the generator.
+            # Close the HTTP response now, also when the caller stops before the end.
             await rest.aclose()
 
     if not TYPE_CHECKING:  # type checkers keep the base class's signature, which varies
@@ -453,8 +462,8 @@ class ChatLunar(BaseChatModel):
         )
         return with_raw(model, parser) if include_raw else model | parser
 
-    # Once per request: `self._clients` would go through pydantic's __getattr__ (2.5 us);
-    # reading the private dict directly costs 0.1 us.
+    # Once per request: `self._clients` misses the instance's dict and falls back to pydantic's
+    # __getattr__, Python code; reading the private dict directly is one dict look-up.
     def _sync_client(self) -> httpx.Client:
         clients: ClientPool = self.__pydantic_private__["_clients"]  # type: ignore[index]
         return self.http_client or clients.sync_client()
