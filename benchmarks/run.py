@@ -337,7 +337,7 @@ IMPORTS = {
     # what that costs, so the import of ChatLunar can be judged against both.
     "core": ("langchain_core.language_models", "import langchain_core.language_models"),
     "core_chat": ("BaseChatModel", "from langchain_core.language_models import BaseChatModel"),
-    # The target's own words: `import langchain_lunar` (which loads its names on first use).
+    # The target's own words: `import langchain_lunar` (which imports every public name).
     "lunar_package": ("langchain_lunar", "import langchain_lunar"),
     "lunar": ("ChatLunar", "from langchain_lunar import ChatLunar"),
     "openai": ("ChatOpenAI", "from langchain_openai import ChatOpenAI"),

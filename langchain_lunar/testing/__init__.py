@@ -7,7 +7,8 @@ sides. ``Reply`` and ``ToolCall`` script answers (text, tool calls, reasoning, r
 annotations, cache figures), ``WireStyle`` varies how the SSE stream is written, ``Fault``
 scripts failures (keep-alive stalls among them), ``RateLimit`` and ``LocalLunarServer.cool``
 answer with 429s as a rate-limited gateway or provider would, and the ``lunar_server`` pytest
-fixture (auto-loaded plugin) gives a started server per test.
+fixture (opt-in plugin: ``pytest_plugins = ["langchain_lunar.testing.pytest_plugin"]`` in a
+root ``conftest.py``) gives a started server per test.
 
 Example::
 
