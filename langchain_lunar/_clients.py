@@ -20,7 +20,6 @@ import contextlib
 import functools
 import os
 import ssl
-import sys
 import threading
 import weakref
 from collections.abc import AsyncGenerator, Callable, Iterator
@@ -28,6 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import httpx
+
+from ._loop_end import close_at_shutdown
 
 _Loop = asyncio.AbstractEventLoop
 _Client = TypeVar("_Client", httpx.Client, httpx.AsyncClient)
@@ -263,43 +264,24 @@ def _loop_clients(loop: _Loop) -> _LoopClients:
     entry = _loops.get(loop)
     if entry is None:
         entry = _loops[loop] = _LoopClients()
-        entry.closer = _start_closer(loop)
+        # Without a closer (a loop that does not track async generators), the sweep of closed
+        # loops releases the sockets.
+        entry.closer = close_at_shutdown(loop, functools.partial(_close_loop_clients, loop))
     return entry
 
 
-def _start_closer(loop: _Loop) -> AsyncGenerator[None, None] | None:
-    """Make ``loop`` close its clients when it shuts down, while it can still run them.
-
-    asyncio has no hook for a loop's end, but ``shutdown_asyncgens()`` (called by
-    ``asyncio.run()`` and ``asyncio.Runner``) closes every async generator that has started
-    on the loop, running its ``finally``. So start one, synchronously, up to its ``yield``.
-    """
-    hooks = sys.get_asyncgen_hooks()
-    # Only when this loop tracks async generators; else the closed-loop sweep must do.
-    if getattr(hooks.firstiter, "__self__", None) is not loop:
-        return None
-    closer = _close_at_shutdown(loop)
-    try:
-        closer.asend(None).__await__().send(None)
-    except StopIteration:
-        return closer
-    raise AssertionError("unreachable: _close_at_shutdown yields at once")  # pragma: no cover
-
-
-async def _close_at_shutdown(loop: _Loop) -> AsyncGenerator[None, None]:
-    try:
-        yield
-    finally:
-        with _lock:
-            entry = _loops.get(loop)
-            # The entry stays until the loop is closed, so that a late look-up in the loop
-            # makes a client the sweep will find.
-            clients = entry.all_clients() if entry is not None else []
-            if entry is not None:
-                entry.shared.clear()
-                entry.retired.clear()
-        for client in clients:
-            await client.aclose()
+async def _close_loop_clients(loop: _Loop) -> None:
+    """Close ``loop``'s clients, as it shuts down."""
+    with _lock:
+        entry = _loops.get(loop)
+        # The entry stays until the loop is closed, so that a late look-up in the loop makes a
+        # client the sweep will find.
+        clients = entry.all_clients() if entry is not None else []
+        if entry is not None:
+            entry.shared.clear()
+            entry.retired.clear()
+    for client in clients:
+        await client.aclose()
 
 
 def _close_later(loop: _Loop, client: httpx.AsyncClient) -> None:

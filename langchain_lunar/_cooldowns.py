@@ -10,22 +10,21 @@ and writes it after each such failure.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import os
-import sys
 import threading
 import time
 import weakref
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from ._redis_client import NOT_ASKED, RedisLink, require_redis
 
 if TYPE_CHECKING:
     import redis
     import redis.asyncio
-    from redis.commands.core import AsyncScript, Script
 
 __all__ = ["CooldownStore", "InProcessCooldowns", "RedisCooldowns"]
 
@@ -208,7 +207,7 @@ end
 return string.format('%.6f', ends - now)
 """
 
-_INSTALL_HINT = 'RedisCooldowns needs the redis package: pip install "langchain-lunar[redis]"'
+_COOL_SCRIPT, _LEFT_SCRIPT = 0, 1  # their indexes in the link's scripts
 
 
 class RedisCooldowns:
@@ -237,8 +236,8 @@ class RedisCooldowns:
 
     Args:
         url: The Redis URL (``redis://``, ``rediss://`` or ``unix://``) to build clients from,
-            lazily: a sync client on first use, an async one per event loop. Default:
-            ``redis://localhost:6379/0`` when no client is given.
+            lazily: a sync client on first use, an async one per event loop, closed when that
+            loop shuts down. Default: ``redis://localhost:6379/0`` when no client is given.
         client: A ready ``redis.Redis`` for sync calls; used as it is (its own timeouts and
             retries apply) and never closed by the store. Without ``async_client`` and ``url``,
             async calls run its round trips in a worker thread.
@@ -263,47 +262,27 @@ class RedisCooldowns:
         timeout: float = 0.5,
         retry_interval: float = 5.0,
     ) -> None:
-        try:
-            import redis  # noqa: F401
-        except ImportError as error:
-            raise ImportError(_INSTALL_HINT) from error
-        if not timeout > 0:
-            raise ValueError(f"timeout must be > 0, not {timeout!r}")
-        if not retry_interval >= 0:
-            raise ValueError(f"retry_interval must be >= 0, not {retry_interval!r}")
-        if url is None and client is None and async_client is None:
-            url = "redis://localhost:6379/0"
-        self.url = url
+        require_redis("RedisCooldowns")
         self.prefix = prefix
-        self.timeout = float(timeout)
-        self.retry_interval = float(retry_interval)
-        self._client = client
-        self._async_client = async_client
-        self._lock = threading.Lock()
-        self._built_client: redis.Redis | None = None
-        self._scripts: tuple[Script, Script] | None = None  # (cool, left)
-        self._given_async_scripts: tuple[AsyncScript, AsyncScript] | None = None
-        # A client's connections belong to the loop that opened them; a dead loop drops its own.
-        self._loop_scripts: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClient] = (
-            weakref.WeakKeyDictionary()
+        self._link = RedisLink(
+            f"RedisCooldowns(prefix={prefix!r})",
+            "keeping cooldowns in this process only",
+            (_COOL, _LEFT),
+            url=url,
+            client=client,
+            async_client=async_client,
+            timeout=timeout,
+            retry_interval=retry_interval,
         )
-        # Set while Redis is failing: when the next attempt to reach it may be made.
-        self._retry_at: float | None = None
         self._warned_no_sync = False
 
     def until(self, key: str) -> float | None:
         """When ``key``'s cooldown ends, in epoch seconds by this machine's clock; None when it
         is not cooling."""
         full = self.prefix + key
-        scripts = self._sync_scripts()
-        mode = self._mode() if scripts is not None else "local"
-        if scripts is not None and mode != "local":
-            try:
-                left = scripts[1](keys=[full])
-            except (OSError, _redis_error()) as error:
-                self._failed(error, probe=mode == "probe")
-            else:
-                self._answered(probe=mode == "probe")
+        if self._can_run_sync():
+            left = self._link.run(_LEFT_SCRIPT, [full], [])
+            if left is not NOT_ASKED:
                 return _later(_ends(left), _PROCESS_COOLDOWNS.until(full))
         return _PROCESS_COOLDOWNS.until(full)
 
@@ -313,36 +292,15 @@ class RedisCooldowns:
         full = self.prefix + key
         _PROCESS_COOLDOWNS.cool(full, until)
         wait = until - time.time()
-        if wait <= 0:
-            return
-        scripts = self._sync_scripts()
-        mode = self._mode() if scripts is not None else "local"
-        if scripts is None or mode == "local":
-            return
-        try:
-            scripts[0](keys=[full], args=[f"{wait:.6f}"])
-        except (OSError, _redis_error()) as error:
-            self._failed(error, probe=mode == "probe")
-        else:
-            self._answered(probe=mode == "probe")
+        if wait > 0 and self._can_run_sync():
+            self._link.run(_COOL_SCRIPT, [full], [f"{wait:.6f}"])
 
     async def auntil(self, key: str) -> float | None:
         """Async ``until``."""
         full = self.prefix + key
-        mode = self._mode()
-        if mode != "local":
-            try:
-                scripts = self._async_scripts()
-                if scripts is None:
-                    # Only a sync client was given: its blocking round trip runs off the loop.
-                    left = await asyncio.to_thread(self._given_sync_scripts()[1], keys=[full])
-                else:
-                    left = await scripts[1](keys=[full])
-            except (OSError, _redis_error()) as error:
-                self._failed(error, probe=mode == "probe")
-            else:
-                self._answered(probe=mode == "probe")
-                return _later(_ends(left), _PROCESS_COOLDOWNS.until(full))
+        left = await self._link.arun(_LEFT_SCRIPT, [full], [])
+        if left is not NOT_ASKED:
+            return _later(_ends(left), _PROCESS_COOLDOWNS.until(full))
         return _PROCESS_COOLDOWNS.until(full)
 
     async def acool(self, key: str, until: float) -> None:
@@ -350,45 +308,22 @@ class RedisCooldowns:
         full = self.prefix + key
         _PROCESS_COOLDOWNS.cool(full, until)
         wait = until - time.time()
-        if wait <= 0:
-            return
-        mode = self._mode()
-        if mode == "local":
-            return
-        args = [f"{wait:.6f}"]
-        try:
-            scripts = self._async_scripts()
-            if scripts is None:
-                await asyncio.to_thread(self._given_sync_scripts()[0], keys=[full], args=args)
-            else:
-                await scripts[0](keys=[full], args=args)
-        except (OSError, _redis_error()) as error:
-            self._failed(error, probe=mode == "probe")
-        else:
-            self._answered(probe=mode == "probe")
+        if wait > 0:
+            await self._link.arun(_COOL_SCRIPT, [full], [f"{wait:.6f}"])
 
     def close(self) -> None:
         """Close the sync client the store built from ``url``; the next use builds another.
 
         Clients passed as ``client`` or ``async_client`` are never closed.
         """
-        with self._lock:
-            built, self._built_client = self._built_client, None
-            if built is not None:
-                self._scripts = None
-        if built is not None:
-            built.close()
+        self._link.close()
 
     async def aclose(self) -> None:
         """Close the clients the store built from ``url``: the sync one and the running loop's.
 
         Clients passed as ``client`` or ``async_client`` are never closed.
         """
-        self.close()
-        with self._lock:
-            entry = self._loop_scripts.pop(asyncio.get_running_loop(), None)
-        if entry is not None:
-            await entry.client.aclose()
+        await self._link.aclose()
 
     def __repr__(self) -> str:
         # Not the URL: it may hold a password.
@@ -401,164 +336,17 @@ class RedisCooldowns:
     def __deepcopy__(self, memo: dict[int, Any]) -> RedisCooldowns:
         return self
 
-    # --- Redis's health ----------------------------------------------------------------------
-
-    def _mode(self) -> Literal["redis", "probe", "local"]:
-        """Whether this round trip goes to Redis: as usual, as the one probe after a failure,
-        or not (Redis failed less than ``retry_interval`` ago)."""
-        if self._retry_at is None:  # the usual case, without the lock
-            return "redis"
-        with self._lock:
-            if self._retry_at is None:
-                return "redis"
-            now = time.monotonic()
-            if now < self._retry_at:
-                return "local"
-            # One caller probes; the others keep to the process until it has an answer.
-            self._retry_at = now + self.retry_interval
-            return "probe"
-
-    def _failed(self, error: BaseException, *, probe: bool) -> None:
-        with self._lock:
-            first = self._retry_at is None
-            if first or probe:
-                self._retry_at = time.monotonic() + self.retry_interval
-        if first:
+    def _can_run_sync(self) -> bool:
+        if self._link.has_sync_client:
+            return True
+        if not self._warned_no_sync:
+            self._warned_no_sync = True
             logger.warning(
-                "Redis cooldowns %r cannot reach Redis (%s: %s); keeping cooldowns in this "
-                "process only, and trying Redis again every %g s",
+                "Redis cooldowns %r were given only async_client: sync calls keep cooldowns in "
+                "this process (pass client= or url= too)",
                 self.prefix,
-                type(error).__name__,
-                error,
-                self.retry_interval,
             )
-
-    def _answered(self, *, probe: bool) -> None:
-        # Only a probe ends an outage: an answer to a round trip begun before it does not.
-        if not probe:
-            return
-        with self._lock:
-            back = self._retry_at is not None
-            self._retry_at = None
-        if back:
-            logger.warning("Redis cooldowns %r reach Redis again", self.prefix)
-
-    # --- Clients, built on first use ---------------------------------------------------------
-
-    def _sync_scripts(self) -> tuple[Script, Script] | None:
-        """The sync client's scripts; None when only an async client was given."""
-        scripts = self._scripts
-        if scripts is not None:
-            return scripts
-        with self._lock:
-            if self._scripts is None:
-                client = self._client
-                if client is None:
-                    if self.url is None:
-                        if not self._warned_no_sync:
-                            self._warned_no_sync = True
-                            logger.warning(
-                                "Redis cooldowns %r were given only async_client: sync calls "
-                                "keep cooldowns in this process (pass client= or url= too)",
-                                self.prefix,
-                            )
-                        return None
-                    import redis
-                    from redis.retry import Retry
-
-                    client = self._built_client = redis.Redis.from_url(
-                        self.url, **self._client_settings(Retry)
-                    )
-                self._scripts = (client.register_script(_COOL), client.register_script(_LEFT))
-            return self._scripts
-
-    def _given_sync_scripts(self) -> tuple[Script, Script]:
-        scripts = self._sync_scripts()
-        assert scripts is not None  # only called when a sync client was given
-        return scripts
-
-    def _async_scripts(self) -> tuple[AsyncScript, AsyncScript] | None:
-        """The running loop's scripts; None when only a sync client was given."""
-        if self._async_client is not None:
-            if self._given_async_scripts is None:
-                client = self._async_client
-                self._given_async_scripts = (
-                    client.register_script(_COOL),
-                    client.register_script(_LEFT),
-                )
-            return self._given_async_scripts
-        if self.url is None:
-            return None
-        loop = asyncio.get_running_loop()
-        entry = self._loop_scripts.get(loop)
-        if entry is None:
-            import redis.asyncio
-            from redis.asyncio.retry import Retry
-
-            built = redis.asyncio.Redis.from_url(self.url, **self._client_settings(Retry))
-            entry = _LoopClient(
-                built, built.register_script(_COOL), built.register_script(_LEFT), None
-            )
-            entry.closer = _close_at_shutdown(loop, built)
-            with self._lock:
-                self._loop_scripts[loop] = entry
-        return entry.cool, entry.left
-
-    def _client_settings(self, retry: Any) -> dict[str, Any]:
-        from redis.backoff import NoBackoff
-
-        # No retries: redis-py 6+ retries 3 times with backoff by default, which would stall
-        # every call on a dead Redis; the store's own retry_interval takes over instead.
-        return {
-            "socket_timeout": self.timeout,
-            "socket_connect_timeout": self.timeout,
-            "retry": retry(NoBackoff(), 0),
-        }
-
-
-@dataclass(slots=True)
-class _LoopClient:
-    """An async client built from ``url`` for one event loop, and its scripts."""
-
-    client: redis.asyncio.Redis
-    cool: AsyncScript
-    left: AsyncScript
-    # Kept referenced: the loop closes it when it shuts down, which closes the client.
-    closer: AsyncGenerator[None, None] | None
-
-
-def _close_at_shutdown(
-    loop: asyncio.AbstractEventLoop, client: redis.asyncio.Redis
-) -> AsyncGenerator[None, None] | None:
-    """Make ``loop`` close ``client`` when it shuts down, while it can still run it.
-
-    asyncio has no hook for a loop's end, but ``shutdown_asyncgens()`` (called by
-    ``asyncio.run()`` and ``asyncio.Runner``) closes every async generator that has started
-    on the loop, running its ``finally``. So start one, synchronously, up to its ``yield``.
-    (As ``langchain_lunar._clients`` does for the httpx clients.)
-    """
-    hooks = sys.get_asyncgen_hooks()
-    if getattr(hooks.firstiter, "__self__", None) is not loop:
-        return None  # the loop does not track async generators: the collector closes it
-    closer = _closing(client)
-    try:
-        closer.asend(None).__await__().send(None)
-    except StopIteration:
-        return closer
-    raise AssertionError("unreachable: _closing yields at once")  # pragma: no cover
-
-
-async def _closing(client: redis.asyncio.Redis) -> AsyncGenerator[None, None]:
-    try:
-        yield
-    finally:
-        await client.aclose()
-
-
-def _redis_error() -> type[Exception]:
-    from redis.exceptions import RedisError
-
-    return RedisError
+        return False
 
 
 def _ends(left: bytes | str | None) -> float | None:

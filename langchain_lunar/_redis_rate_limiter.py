@@ -13,21 +13,17 @@ logs one warning, counts in the process until Redis answers again, and tries it 
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
 import time
-import weakref
-from collections.abc import AsyncGenerator
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING
 
 from langchain_core.rate_limiters import BaseRateLimiter
+
+from ._redis_client import NOT_ASKED, RedisLink, require_redis
 
 if TYPE_CHECKING:
     import redis
     import redis.asyncio
-    from redis.commands.core import AsyncScript, Script
-
-logger = logging.getLogger("langchain_lunar")
 
 DEFAULT_KEY = "langchain_lunar:rate:default"
 
@@ -57,8 +53,6 @@ redis.call('HSET', KEYS[1], 'tokens', tokens, 'ts', now)
 redis.call('PEXPIRE', KEYS[1], math.ceil((size - tokens) / rate * 1000) + 1000)
 return 'granted'
 """
-
-_INSTALL_HINT = 'RedisRateLimiter needs the redis package: pip install "langchain-lunar[redis]"'
 
 
 class RedisRateLimiter(BaseRateLimiter):
@@ -128,39 +122,25 @@ class RedisRateLimiter(BaseRateLimiter):
         timeout: float = 0.5,
         retry_interval: float = 5.0,
     ) -> None:
-        try:
-            import redis  # noqa: F401
-        except ImportError as error:
-            raise ImportError(_INSTALL_HINT) from error
+        require_redis("RedisRateLimiter")
         if not requests_per_second > 0:
             raise ValueError(f"requests_per_second must be > 0, not {requests_per_second!r}")
         if not max_bucket_size >= 1:
             raise ValueError(f"max_bucket_size must be >= 1, not {max_bucket_size!r}")
-        if not timeout > 0:
-            raise ValueError(f"timeout must be > 0, not {timeout!r}")
-        if not retry_interval >= 0:
-            raise ValueError(f"retry_interval must be >= 0, not {retry_interval!r}")
         self.requests_per_second = float(requests_per_second)
         self.max_bucket_size = float(max_bucket_size)
         self.key = key
-        self.timeout = float(timeout)
-        self.retry_interval = float(retry_interval)
-        if url is None and client is None and async_client is None:
-            url = "redis://localhost:6379/0"
-        self.url = url
-        self._client = client
-        self._async_client = async_client
-        self._lock = threading.Lock()
-        self._built_client: redis.Redis | None = None
-        self._script: Script | None = None
-        self._given_async_script: AsyncScript | None = None
-        # A client's connections belong to the loop that opened them: one client per loop.
-        self._loop_scripts: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, tuple[AsyncScript, AsyncGenerator[None, None]]
-        ] = weakref.WeakKeyDictionary()
+        self._link = RedisLink(
+            f"RedisRateLimiter(key={key!r})",
+            "limiting in this process only",
+            (_TOKEN_BUCKET,),
+            url=url,
+            client=client,
+            async_client=async_client,
+            timeout=timeout,
+            retry_interval=retry_interval,
+        )
         self._local = _LocalBucket(self.requests_per_second, self.max_bucket_size)
-        # Set while Redis is failing: when the next attempt to reach it may be made.
-        self._retry_at: float | None = None
 
     def acquire(self, *, blocking: bool = True) -> bool:
         """Attempt to take a token from the shared bucket.
@@ -217,155 +197,36 @@ class RedisRateLimiter(BaseRateLimiter):
 
         Clients passed as ``client`` or ``async_client`` are never closed.
         """
-        with self._lock:
-            built, self._built_client, self._script = self._built_client, None, None
-        if built is not None:
-            built.close()
+        self._link.close()
 
     async def aclose(self) -> None:
         """Close the clients the limiter built from ``url``: the sync one and the running loop's.
 
         Clients passed as ``client`` or ``async_client`` are never closed.
         """
-        self.close()
-        with self._lock:
-            entry = self._loop_scripts.pop(asyncio.get_running_loop(), None)
-        if entry is not None:
-            await entry[1].aclose()
+        await self._link.aclose()
+
+    def __repr__(self) -> str:
+        # Not the URL: it may hold a password.
+        return f"{type(self).__name__}(key={self.key!r})"
 
     # --- One take: None when granted, else the seconds until a token will be there -----------
 
     def _take(self) -> float | None:
-        mode = self._mode()
-        if mode != "local":
-            try:
-                reply = self._sync_script()(keys=[self.key], args=self._args())
-            except (OSError, _redis_error()) as error:
-                self._failed(error, probe=mode == "probe")
-            else:
-                self._answered(probe=mode == "probe")
-                return _parse(reply)
-        return self._local.take()
+        if not self._link.has_sync_client:
+            raise ValueError(
+                "RedisRateLimiter was given only async_client, so acquire() has no Redis "
+                "client: pass client= or url= too, or call aacquire()"
+            )
+        reply = self._link.run(0, [self.key], self._args())
+        return self._local.take() if reply is NOT_ASKED else _parse(reply)
 
     async def _atake(self) -> float | None:
-        mode = self._mode()
-        if mode != "local":
-            try:
-                script = await self._async_script()
-                if script is None:
-                    # Only a sync client was given: its blocking round trip runs off the loop.
-                    reply = await asyncio.to_thread(
-                        self._sync_script(), keys=[self.key], args=self._args()
-                    )
-                else:
-                    reply = await script(keys=[self.key], args=self._args())
-            except (OSError, _redis_error()) as error:
-                self._failed(error, probe=mode == "probe")
-            else:
-                self._answered(probe=mode == "probe")
-                return _parse(reply)
-        return self._local.take()
+        reply = await self._link.arun(0, [self.key], self._args())
+        return self._local.take() if reply is NOT_ASKED else _parse(reply)
 
     def _args(self) -> list[float]:
         return [self.requests_per_second, self.max_bucket_size]
-
-    # --- Redis's health ----------------------------------------------------------------------
-
-    def _mode(self) -> Literal["redis", "probe", "local"]:
-        """Whether this take asks Redis: as usual, as the one probe after a failure, or not."""
-        with self._lock:
-            if self._retry_at is None:
-                return "redis"
-            now = time.monotonic()
-            if now < self._retry_at:
-                return "local"
-            # One caller probes; the others keep counting locally until it has an answer.
-            self._retry_at = now + self.retry_interval
-            return "probe"
-
-    def _failed(self, error: BaseException, *, probe: bool) -> None:
-        with self._lock:
-            first = self._retry_at is None
-            if first or probe:
-                self._retry_at = time.monotonic() + self.retry_interval
-        # Logging, not warnings.warn: an outage is an operations event, for the logs that are
-        # watched; and a warnings filter set to "error" would turn it into the failed call that
-        # this fallback exists to prevent.
-        if first:
-            logger.warning(
-                "Redis rate limiter %r cannot reach Redis (%s: %s); limiting in this process "
-                "only, and trying Redis again every %g s",
-                self.key,
-                type(error).__name__,
-                error,
-                self.retry_interval,
-            )
-
-    def _answered(self, *, probe: bool) -> None:
-        # Only a probe ends an outage: an answer to a request sent before the failure does not.
-        if not probe:
-            return
-        with self._lock:
-            back = self._retry_at is not None
-            self._retry_at = None
-        if back:
-            logger.warning("Redis rate limiter %r reaches Redis again", self.key)
-
-    # --- Clients, built on first use ---------------------------------------------------------
-
-    def _sync_script(self) -> Script:
-        script = self._script
-        if script is not None:
-            return script
-        with self._lock:
-            if self._script is None:
-                client = self._client
-                if client is None:
-                    if self.url is None:
-                        raise ValueError(
-                            "RedisRateLimiter was given only async_client, so acquire() has no "
-                            "Redis client: pass client= or url= too, or call aacquire()"
-                        )
-                    import redis
-                    from redis.retry import Retry
-
-                    client = redis.Redis.from_url(self.url, **self._client_settings(Retry))
-                    self._built_client = client
-                self._script = client.register_script(_TOKEN_BUCKET)
-            return self._script
-
-    async def _async_script(self) -> AsyncScript | None:
-        """The running loop's script; None when only a sync client was given."""
-        if self._async_client is not None:
-            if self._given_async_script is None:
-                self._given_async_script = self._async_client.register_script(_TOKEN_BUCKET)
-            return self._given_async_script
-        if self.url is None:
-            return None
-        loop = asyncio.get_running_loop()
-        entry = self._loop_scripts.get(loop)
-        if entry is None:
-            import redis.asyncio
-            from redis.asyncio.retry import Retry
-
-            client = redis.asyncio.Redis.from_url(self.url, **self._client_settings(Retry))
-            closer = _close_at_loop_end(client)
-            await anext(closer)
-            entry = (client.register_script(_TOKEN_BUCKET), closer)
-            with self._lock:
-                self._loop_scripts[loop] = entry
-        return entry[0]
-
-    def _client_settings(self, retry: Any) -> dict[str, Any]:
-        from redis.backoff import NoBackoff
-
-        # No retries: redis-py 6+ retries 3 times with backoff by default, which would stall
-        # every call on a dead Redis; the limiter's own retry_interval takes over instead.
-        return {
-            "socket_timeout": self.timeout,
-            "socket_connect_timeout": self.timeout,
-            "retry": retry(NoBackoff(), 0),
-        }
 
 
 class _LocalBucket:
@@ -387,25 +248,6 @@ class _LocalBucket:
                 return (1 - self._tokens) / self._rate
             self._tokens -= 1
             return None
-
-
-async def _close_at_loop_end(client: redis.asyncio.Redis) -> AsyncGenerator[None, None]:
-    """Closes ``client`` when its loop shuts down (the end of ``asyncio.run()``).
-
-    asyncio has no hook for a loop's end, but ``shutdown_asyncgens()`` closes the async
-    generators the loop has started, on the loop, while it still runs: so this one waits at its
-    ``yield`` until then. Without it each finished loop would leave its sockets to the GC.
-    """
-    try:
-        yield
-    finally:
-        await client.aclose()
-
-
-def _redis_error() -> type[Exception]:
-    from redis.exceptions import RedisError
-
-    return RedisError
 
 
 def _parse(reply: bytes | str) -> float | None:

@@ -561,7 +561,7 @@ def test_redis_going_away_never_fails_a_call_and_warns_once(
         call_sync(llm, way)
         call_sync(llm, way)
     assert script.models[-3:] == ["gpt-4o-mini", "b", "b"]
-    assert any("reach Redis again" in r.getMessage() for r in caplog.records)
+    assert any("reaches Redis again" in r.getMessage() for r in caplog.records)
     import redis
 
     with redis.Redis.from_url(redis_server.url) as client:
