@@ -158,6 +158,8 @@ class StreamAssembler:
         Every field is checked before anything of the event is kept or emitted, so an event
         is either taken whole or refused whole.
         """
+        # Checked inline rather than by _responses.check_optional_str: a call per field per
+        # token is measurably slower (benchmarks/README.md).
         completion_id = payload.get("id")
         if completion_id is not None and type(completion_id) is not str:
             raise ShapeError(f"an id that is not a string ({type(completion_id).__name__})")
@@ -221,31 +223,19 @@ class StreamAssembler:
             self._usage = usage
         if reason:
             self.finish_reason = reason
-        if rich is None:
-            if not content:
-                return None  # an empty delta: nothing to deliver
-            self._texts.append(content)
-            self._delivered = True
-            return text_chunk(content, self._id)  # the per-token path: no validation
-        return self._rich_chunks(rich)
+        if rich is not None and (self._pending_logprobs is not None or rich.has_more_than_text):
+            return self._rich_chunks(rich)
+        # Text alone (also when the delta's other fields were null): the per-token path.
+        if not content:
+            return None  # an empty delta: nothing to deliver
+        self._texts.append(content)
+        self._delivered = True
+        return text_chunk(content, self._id)  # no validation: see _fast_chunks
 
     def _rich_chunks(self, rich: _RichDelta) -> _Emitted:
         """The chunks of a delta with more than text: its reasoning first, then the rest."""
         fields = rich.fields
         content = rich.content
-        if not (
-            fields.reasoning_kwargs
-            or fields.kwargs
-            or rich.tool_call_chunks
-            or rich.logprobs is not None
-            or self._pending_logprobs is not None
-        ):
-            # Only text after all (say, with "refusal": null beside it): the per-token path.
-            if not content:
-                return None
-            self._texts.append(content)
-            self._delivered = True
-            return text_chunk(content, self._id)
         chunks: list[ChatGenerationChunk] = []
         if fields.reasoning_kwargs:
             reasoning = AIMessageChunk(
@@ -342,6 +332,15 @@ class _RichDelta:
             raise ShapeError("delta.tool_calls that is not a list")
         self.tool_call_chunks = [_tool_call_chunk(raw) for raw in raw_tool_calls or ()]
         self.fields = message_fields(delta, streamed=True)
+
+    @property
+    def has_more_than_text(self) -> bool:
+        return bool(
+            self.fields.reasoning_kwargs
+            or self.fields.kwargs
+            or self.tool_call_chunks
+            or self.logprobs is not None
+        )
 
 
 def _joined_logprobs(first: dict[str, Any], then: dict[str, Any]) -> dict[str, Any]:
