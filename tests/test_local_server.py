@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -545,13 +545,21 @@ def test_fault_slow_and_token_delay() -> None:
         assert time.monotonic() - start < 0.2
 
 
-def test_fault_constructors_validate() -> None:
-    with pytest.raises(ValueError, match="after"):
-        Fault.disconnect(after=-1)
-    with pytest.raises(ValueError, match="status code"):
-        Fault.status(99)
-    with pytest.raises(ValueError, match="seconds"):
-        Fault.stall(-1)
+@pytest.mark.parametrize(
+    ("build", "names"),
+    [
+        (lambda: Fault.disconnect(after=-1), "after"),
+        (lambda: Fault.stream_error(after=True), "after"),
+        (lambda: Fault.status(99), "status code"),
+        (lambda: Fault.status(429.5), "status code"),
+        (lambda: Fault.stall(-1), "seconds"),
+        (lambda: Fault.stall(float("nan")), "seconds"),
+        (lambda: Fault.slow(float("nan")), "token_delay"),
+    ],
+)
+def test_fault_constructors_validate(build: Callable[[], Fault], names: str) -> None:
+    with pytest.raises(ValueError, match=names):
+        build()
 
 
 # --- scripting ----------------------------------------------------------------------------

@@ -78,12 +78,12 @@ class Then(enum.Enum):
 
 
 def _check_after(after: int | None) -> None:
-    if after is not None and (not isinstance(after, int) or after < 0):
+    if after is not None and (type(after) is not int or after < 0):  # not a bool either
         raise ValueError(f"after must be a non-negative int, got {after!r}")
 
 
 def _check_seconds(name: str, value: float) -> None:
-    if value < 0:
+    if not value >= 0:  # NaN too
         raise ValueError(f"{name} must be >= 0, got {value!r}")
 
 
@@ -151,7 +151,7 @@ class Fault:
         """Answer with HTTP ``code``, extra ``headers`` (e.g. ``{"Retry-After": "1"}``) and
         ``body``: a dict is sent as JSON, a str as is (``text/plain``), None as the standard
         ``{"error": {...}}`` body for ``code``."""
-        if not 200 <= code <= 599:
+        if type(code) is not int or not 200 <= code <= 599:
             raise ValueError(f"status code must be 200-599, got {code!r}")
         return _StatusFault(code, body, dict(headers or {}))
 
