@@ -25,6 +25,7 @@ retried, because the caller has seen it (see ``StreamInterruptedError``).
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import time
@@ -33,12 +34,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception
-
 from langchain_lunar._exceptions import APIConnectionError, APIError, LunarError, RateLimitError
 
 if TYPE_CHECKING:
     from langchain_core.rate_limiters import BaseRateLimiter
+    from tenacity import RetryCallState
 
     from langchain_lunar._cooldowns import CooldownScope
 
@@ -242,13 +242,10 @@ class _Plan:
         return self.sent > 1 and self.rate_limiter is not None
 
 
-_RETRY_IF_RETRYABLE = retry_if_exception(is_retryable)
-
-
 def _policy(plan: _Plan) -> dict[str, Any]:
     """The tenacity arguments shared by the sync and async loops."""
     return {
-        "retry": _RETRY_IF_RETRYABLE,
+        "retry": _retry_if_retryable(),
         "wait": plan.wait,
         "stop": plan.stop,
         "before_sleep": plan.before_sleep,
@@ -294,7 +291,20 @@ def call_with_retries(
             raise
 
     try:
-        return Retrying(sleep=sleep, **_policy(plan))(attempt_now)
+        try:
+            return attempt_now()
+        except Exception as error:
+            if not is_retryable(error):
+                raise  # as tenacity raises it: at once, the same exception
+            replay = _Replay(error)
+        # Only now is tenacity imported and its loop built (see _Replay).
+        from tenacity import Retrying
+
+        def attempt_again() -> T:
+            replay.raise_first()
+            return attempt_now()
+
+        return Retrying(sleep=sleep, **_policy(plan))(attempt_again)
     except LunarError as error:
         _attach(error, plan)
         raise
@@ -331,10 +341,51 @@ async def acall_with_retries(
             raise
 
     try:
-        return await AsyncRetrying(sleep=sleep, **_policy(plan))(attempt_now)
+        try:
+            return await attempt_now()
+        except Exception as error:
+            if not is_retryable(error):
+                raise
+            replay = _Replay(error)
+        from tenacity import AsyncRetrying
+
+        async def attempt_again() -> T:
+            replay.raise_first()
+            return await attempt_now()
+
+        return await AsyncRetrying(sleep=sleep, **_policy(plan))(attempt_again)
     except LunarError as error:
         _attach(error, plan)
         raise
+
+
+class _Replay:
+    """The first attempt runs without tenacity; only when it fails with an error that may pass
+    is tenacity imported and its loop built, and that loop's first attempt raises the same
+    error again instead of asking anyone, so every hook sees what it would have seen had the
+    loop run from the start.
+
+    So ``import langchain_lunar`` does not import tenacity (about 5 ms; langchain-core's
+    tracers import it at the first call of any model anyway), and a call that succeeds at once
+    builds no loop (about 20 µs a sync call, 40 µs an async one)."""
+
+    __slots__ = ("_error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self._error: BaseException | None = error
+
+    def raise_first(self) -> None:
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+
+
+@functools.cache
+def _retry_if_retryable() -> Any:
+    """tenacity's ``retry`` condition: the error may pass (built once, at the first retry)."""
+    from tenacity import retry_if_exception
+
+    return retry_if_exception(is_retryable)
 
 
 def _attach(error: LunarError, plan: _Plan) -> None:

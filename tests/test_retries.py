@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
@@ -421,3 +423,28 @@ def test_the_decision_does_not_depend_on_tenacitys_hook_order(stop_first: bool) 
         ("a", "fallback"),
         ("b", "retry"),
     ]
+
+
+def test_importing_chat_lunar_does_not_import_tenacity() -> None:
+    # Part of the import-time budget: tenacity is imported at the first retry.
+    code = (
+        "import sys; from langchain_lunar import ChatLunar; "
+        "assert 'tenacity' not in sys.modules, 'tenacity imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+@all_ways
+async def test_a_call_that_succeeds_at_once_builds_no_retry_loop(
+    way: CallWay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tenacity
+
+    def no_loop(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a retry loop was built")
+
+    monkeypatch.setattr(tenacity, "Retrying", no_loop)
+    monkeypatch.setattr(tenacity, "AsyncRetrying", no_loop)
+    body = text_stream("a", "b")
+    model = mock_model(lambda request: sse_response(body), max_retries=2, streaming=True)
+    assert (await answer(model, way)).content == "ab"
