@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from ._redis_client import NOT_ASKED, RedisLink, require_redis
+from ._redis_client import NOT_ASKED, RedisLink, RedisStore, require_redis
 
 if TYPE_CHECKING:
     import redis
@@ -210,7 +210,7 @@ return string.format('%.6f', ends - now)
 _COOL_SCRIPT, _LEFT_SCRIPT = 0, 1  # their indexes in the link's scripts
 
 
-class RedisCooldowns:
+class RedisCooldowns(RedisStore):
     """Cooldowns in Redis, shared by every process and machine that uses the same Redis.
 
     A check is one round trip (a Lua script, run with EVALSHA); so is recording a cooldown,
@@ -311,30 +311,9 @@ class RedisCooldowns:
         if wait > 0:
             await self._link.arun(_COOL_SCRIPT, [full], [f"{wait:.6f}"])
 
-    def close(self) -> None:
-        """Close the sync client the store built from ``url``; the next use builds another.
-
-        Clients passed as ``client`` or ``async_client`` are never closed.
-        """
-        self._link.close()
-
-    async def aclose(self) -> None:
-        """Close the clients the store built from ``url``: the sync one and the running loop's.
-
-        Clients passed as ``client`` or ``async_client`` are never closed.
-        """
-        await self._link.aclose()
-
     def __repr__(self) -> str:
         # Not the URL: it may hold a password.
         return f"{type(self).__name__}(prefix={self.prefix!r})"
-
-    # A store is shared state, like a connection pool: a copy of a ChatLunar shares it.
-    def __copy__(self) -> RedisCooldowns:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> RedisCooldowns:
-        return self
 
     def _can_run_sync(self) -> bool:
         if self._link.has_sync_client:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import redis
     import redis.asyncio
     from redis.commands.core import AsyncScript, Script
+    from typing_extensions import Self  # typing.Self needs Python 3.11
 
 logger = logging.getLogger("langchain_lunar")
 
@@ -260,6 +261,34 @@ class RedisLink:
             "socket_connect_timeout": self.timeout,
             "retry": retry(NoBackoff(), 0),
         }
+
+
+class RedisStore:
+    """What the stores on a ``RedisLink`` (``self._link``) share: closing their clients, and
+    copies that are the store itself (a store is shared state, like a connection pool, so a
+    copy of a ChatLunar shares it)."""
+
+    _link: RedisLink
+
+    def close(self) -> None:
+        """Close the sync client built from ``url``; the next use builds another.
+
+        Clients passed as ``client`` or ``async_client`` are never closed.
+        """
+        self._link.close()
+
+    async def aclose(self) -> None:
+        """Close the clients built from ``url``: the sync one and the running loop's.
+
+        Clients passed as ``client`` or ``async_client`` are never closed.
+        """
+        await self._link.aclose()
+
+    def __copy__(self) -> Self:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Self:
+        return self
 
 
 @dataclass(slots=True)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from langchain_core.rate_limiters import BaseRateLimiter
 
-from ._redis_client import NOT_ASKED, RedisLink, require_redis
+from ._redis_client import NOT_ASKED, RedisLink, RedisStore, require_redis
 
 if TYPE_CHECKING:
     import redis
@@ -55,7 +55,7 @@ return 'granted'
 """
 
 
-class RedisRateLimiter(BaseRateLimiter):
+class RedisRateLimiter(RedisStore, BaseRateLimiter):
     """A token-bucket rate limiter whose bucket lives in Redis, shared by every process using it.
 
     Each request takes one token; the bucket holds at most ``max_bucket_size`` tokens (the
@@ -191,20 +191,6 @@ class RedisRateLimiter(BaseRateLimiter):
             if not blocking:
                 return False
             await asyncio.sleep(wait)
-
-    def close(self) -> None:
-        """Close the sync client the limiter built from ``url``; the next acquire builds another.
-
-        Clients passed as ``client`` or ``async_client`` are never closed.
-        """
-        self._link.close()
-
-    async def aclose(self) -> None:
-        """Close the clients the limiter built from ``url``: the sync one and the running loop's.
-
-        Clients passed as ``client`` or ``async_client`` are never closed.
-        """
-        await self._link.aclose()
 
     def __repr__(self) -> str:
         # Not the URL: it may hold a password.

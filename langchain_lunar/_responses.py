@@ -80,6 +80,14 @@ def _check_count(holder: dict[str, Any], name: str, where: str) -> None:
         raise ShapeError(f"a {where}.{name} that is not a token count ({value!r})")
 
 
+def _optional_list(body: Mapping[str, Any], name: str, where: str) -> list[Any] | None:
+    """``body[name]`` if it is a list or absent or null; raises ``ShapeError`` otherwise."""
+    value = body.get(name)
+    if value is None or type(value) is list:
+        return value
+    raise ShapeError(f"a {where}.{name} that is not a list")
+
+
 def check_optional_str(value: Any, what: str) -> str | None:
     """``value`` if it is a string or null; raises ``ShapeError`` naming ``what`` otherwise."""
     if value is None or type(value) is str:
@@ -256,21 +264,15 @@ def message_fields(body: dict[str, Any], *, streamed: bool) -> MessageFields:
     if reasoning:
         fields.reasoning = reasoning
         fields.reasoning_kwargs["reasoning_content"] = reasoning
-    details = body.get("reasoning_details")
-    if details is not None:
-        if type(details) is not list:
-            raise ShapeError(f"a {where}.reasoning_details that is not a list")
-        if details:
-            fields.reasoning_kwargs["reasoning_details"] = details
+    details = _optional_list(body, "reasoning_details", where)
+    if details:
+        fields.reasoning_kwargs["reasoning_details"] = details
     refusal = check_optional_str(body.get("refusal"), f"a {where}.refusal")
     if refusal:
         fields.kwargs["refusal"] = refusal
-    annotations = body.get("annotations")
-    if annotations is not None:
-        if type(annotations) is not list:
-            raise ShapeError(f"a {where}.annotations that is not a list")
-        if annotations:
-            fields.kwargs["annotations"] = annotations
+    annotations = _optional_list(body, "annotations", where)
+    if annotations:
+        fields.kwargs["annotations"] = annotations
     if unmapped:
         fields.kwargs[UNMAPPED_KEY] = [{where: unmapped}]
     return fields

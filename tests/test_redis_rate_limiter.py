@@ -8,6 +8,7 @@ on Redis's own clock: grants <= burst + rate * (Redis time after - Redis time be
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import multiprocessing
 import socket
@@ -22,7 +23,7 @@ import redis
 import redis.asyncio
 
 import langchain_lunar
-from langchain_lunar import RedisRateLimiter
+from langchain_lunar import ChatLunar, RedisRateLimiter
 from langchain_lunar.testing import RedisServer
 
 MakeLimiter = Callable[..., RedisRateLimiter]
@@ -359,3 +360,12 @@ def test_without_redis_a_clear_import_error(monkeypatch: pytest.MonkeyPatch) -> 
     assert "RedisRateLimiter" in dir(langchain_lunar)
     with pytest.raises(ImportError, match=r'pip install "langchain-lunar\[redis\]"'):
         RedisRateLimiter()
+
+
+def test_a_copy_of_a_model_shares_its_limiter(make_limiter: MakeLimiter) -> None:
+    # One budget: a copy must draw from the same bucket, not from a copied lock and client.
+    limiter = make_limiter()
+    llm = ChatLunar(model="m", api_key="k", rate_limiter=limiter)
+    assert copy.copy(limiter) is limiter
+    assert copy.deepcopy(limiter) is limiter
+    assert llm.model_copy(deep=True).rate_limiter is limiter
