@@ -98,13 +98,18 @@ def test_the_default_store_is_one_per_process() -> None:
     assert isinstance(a.cooldowns, InProcessCooldowns)
 
 
+async def a_429_cools_the_model(way: CallWay, store: InProcessCooldowns) -> None:
+    """A first call that the model refuses with SLOW_DOWN, too long to wait for: it cools."""
+    first, _ = build(Responders(status(429, SLOW_DOWN)), cooldowns=store, max_retry_wait=5)
+    with pytest.raises(RateLimitError):
+        await answer(first, way)
+
+
 @all_ways
 async def test_the_last_model_cooling_is_waited_for_within_max_retry_wait(
     way: CallWay, store: InProcessCooldowns
 ) -> None:
-    first, _ = build(Responders(status(429, SLOW_DOWN)), cooldowns=store, max_retry_wait=5)
-    with pytest.raises(RateLimitError):
-        await answer(first, way)
+    await a_429_cools_the_model(way, store)
 
     script = Responders(ok("gpt-4o-mini"))
     second, sleeps = build(script, cooldowns=store, max_retry_wait=60)
@@ -148,9 +153,7 @@ async def test_a_cooldown_extended_during_the_wait_is_looked_at_again(
 async def test_a_cooldown_longer_than_max_retry_wait_raises_without_a_request(
     way: CallWay, store: InProcessCooldowns
 ) -> None:
-    first, _ = build(Responders(status(429, SLOW_DOWN)), cooldowns=store, max_retry_wait=5)
-    with pytest.raises(RateLimitError):
-        await answer(first, way)
+    await a_429_cools_the_model(way, store)
 
     script = Responders(ok("gpt-4o-mini"))
     second, sleeps = build(script, cooldowns=store, max_retries=2, max_retry_wait=10)
