@@ -6,7 +6,7 @@ A link runs its store's Lua scripts: on a sync client, and on one async client p
 on first use, time out quickly and do not retry. When a round trip fails, the link logs one
 warning and answers ``NOT_ASKED`` to every round trip until ``retry_interval`` has passed; then
 one caller probes Redis, and the link logs once when Redis answers again. The store answers
-``NOT_ASKED`` from what its process knows.
+``NOT_ASKED`` from what its process knows. ``RedisStore`` is what the stores share besides.
 """
 
 from __future__ import annotations
