@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from tenacity import RetryCallState
 
     from langchain_lunar._cooldowns import CooldownScope
+    from langchain_lunar._settings import ResolvedCall
 
 logger = logging.getLogger("langchain_lunar")
 
@@ -254,21 +255,20 @@ def _policy(plan: _Plan) -> dict[str, Any]:
 
 
 def call_with_retries(
-    settings: RetrySettings,
-    models: Sequence[str],
+    call: ResolvedCall,
     attempt: Callable[[str, tuple[dict[str, Any], ...]], T],
     *,
     sleep: Callable[[float], None],
-    cooldowns: CooldownScope | None = None,
-    rate_limiter: BaseRateLimiter | None = None,
 ) -> T:
-    """Run ``attempt(model, failed_attempts_so_far)`` under the policy; return its first success.
+    """Run ``attempt(model, failed_attempts_so_far)`` over ``call.models`` under
+    ``call.retry``; return its first success.
 
-    With ``cooldowns``, a model cooling down is skipped (or waited for), and a 429 or 503 that
-    asks for a wait is recorded; with ``rate_limiter``, each request after the first takes a
-    token.
+    With ``call.cooldowns``, a model cooling down is skipped (or waited for), and a 429 or 503
+    that asks for a wait is recorded; with ``call.rate_limiter``, each request after the first
+    takes a token.
     """
-    plan = _Plan(models, settings, cooldowns, rate_limiter)
+    plan = _Plan(call.models, call.retry, call.cooldowns, call.rate_limiter)
+    rate_limiter = call.rate_limiter
 
     def attempt_now() -> T:
         scope = plan.cooldowns
@@ -311,16 +311,14 @@ def call_with_retries(
 
 
 async def acall_with_retries(
-    settings: RetrySettings,
-    models: Sequence[str],
+    call: ResolvedCall,
     attempt: Callable[[str, tuple[dict[str, Any], ...]], Awaitable[T]],
     *,
     sleep: Callable[[float], Awaitable[None]],
-    cooldowns: CooldownScope | None = None,
-    rate_limiter: BaseRateLimiter | None = None,
 ) -> T:
     """Async twin of ``call_with_retries``: the store's and the limiter's async methods."""
-    plan = _Plan(models, settings, cooldowns, rate_limiter)
+    plan = _Plan(call.models, call.retry, call.cooldowns, call.rate_limiter)
+    rate_limiter = call.rate_limiter
 
     async def attempt_now() -> T:  # tenacity awaits only coroutine functions, not lambdas
         scope = plan.cooldowns

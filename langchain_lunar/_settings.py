@@ -28,6 +28,8 @@ from langchain_lunar._transport import CompletionRequest
 from langchain_lunar._version import __version__
 
 if TYPE_CHECKING:
+    from langchain_core.rate_limiters import BaseRateLimiter
+
     from langchain_lunar.chat_models import ChatLunar
 
 DEFAULT_TIMEOUT = httpx.Timeout(600.0, connect=10.0)
@@ -80,6 +82,8 @@ class ResolvedCall:
     """The model of the request, then its fallbacks."""
     cooldowns: CooldownScope | None = None
     """The shared cooldowns of this call's ``base_url`` and key; None when they are off."""
+    rate_limiter: BaseRateLimiter | None = None
+    """Takes a token for each request after the first (langchain-core takes the first)."""
 
 
 def resolve_call(
@@ -153,6 +157,7 @@ def resolve_call(
         retry,
         [request.model, *settings.get("fallbacks", llm.fallbacks)],
         cooldown_scope(store, base_url, headers) if store is not None else None,
+        llm.rate_limiter,
     )
 
 

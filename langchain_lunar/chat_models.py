@@ -266,12 +266,9 @@ class ChatLunar(BaseChatModel):
         client = self._sync_client()
         request = call.request
         return call_with_retries(
-            call.retry,
-            call.models,
+            call,
             lambda model, failed: _transport.complete(client, request.for_model(model, failed)),
             sleep=self._sleep or time.sleep,
-            cooldowns=call.cooldowns,
-            rate_limiter=self.rate_limiter,
         )
 
     async def _agenerate(
@@ -285,12 +282,9 @@ class ChatLunar(BaseChatModel):
         client = self._async_client()
         request = call.request
         return await acall_with_retries(
-            call.retry,
-            call.models,
+            call,
             lambda model, failed: _transport.acomplete(client, request.for_model(model, failed)),
             sleep=self._asleep or asyncio.sleep,
-            cooldowns=call.cooldowns,
-            rate_limiter=self.rate_limiter,
         )
 
     def _stream(
@@ -312,12 +306,9 @@ class ChatLunar(BaseChatModel):
             return next(chunks), chunks
 
         first, rest = call_with_retries(
-            call.retry,
-            call.models,
+            call,
             open_stream,
             sleep=self._sleep or time.sleep,
-            cooldowns=call.cooldowns,
-            rate_limiter=self.rate_limiter,
         )
         try:
             if run_manager is None:
@@ -355,12 +346,9 @@ class ChatLunar(BaseChatModel):
             return await chunks.__anext__(), chunks
 
         first, rest = await acall_with_retries(
-            call.retry,
-            call.models,
+            call,
             open_stream,
             sleep=self._asleep or asyncio.sleep,
-            cooldowns=call.cooldowns,
-            rate_limiter=self.rate_limiter,
         )
         try:
             if run_manager is None:
