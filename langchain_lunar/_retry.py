@@ -236,11 +236,11 @@ class _Plan:
         self._waited[self.model] = until
         return until
 
-    def takes_token(self) -> bool:
-        """Whether the request about to be sent takes a token of the rate limiter itself:
-        every one but the first, whose token langchain-core took before the call."""
+    def limiter_to_take(self) -> BaseRateLimiter | None:
+        """The rate limiter the request about to be sent takes a token of, if any: every
+        request takes one, but langchain-core took the first's before the call."""
         self.sent += 1
-        return self.sent > 1 and self.rate_limiter is not None
+        return self.rate_limiter if self.sent > 1 else None
 
 
 def _policy(plan: _Plan) -> dict[str, Any]:
@@ -268,7 +268,6 @@ def call_with_retries(
     takes a token.
     """
     plan = _Plan(call.models, call.retry, call.cooldowns, call.rate_limiter)
-    rate_limiter = call.rate_limiter
 
     def attempt_now() -> T:
         scope = plan.cooldowns
@@ -278,9 +277,8 @@ def call_with_retries(
             while (wait := plan.cooling(scope.store.until(scope.key(plan.model)))) != 0.0:
                 if wait is not None:
                     sleep(wait)
-        if plan.takes_token():
-            assert rate_limiter is not None
-            rate_limiter.acquire(blocking=True)
+        if (limiter := plan.limiter_to_take()) is not None:
+            limiter.acquire(blocking=True)
         try:
             return attempt(plan.model, tuple(plan.failed))
         except APIError as error:
@@ -318,7 +316,6 @@ async def acall_with_retries(
 ) -> T:
     """Async twin of ``call_with_retries``: the store's and the limiter's async methods."""
     plan = _Plan(call.models, call.retry, call.cooldowns, call.rate_limiter)
-    rate_limiter = call.rate_limiter
 
     async def attempt_now() -> T:  # tenacity awaits only coroutine functions, not lambdas
         scope = plan.cooldowns
@@ -326,9 +323,8 @@ async def acall_with_retries(
             while (wait := plan.cooling(await scope.store.auntil(scope.key(plan.model)))) != 0.0:
                 if wait is not None:
                     await sleep(wait)
-        if plan.takes_token():
-            assert rate_limiter is not None
-            await rate_limiter.aacquire(blocking=True)
+        if (limiter := plan.limiter_to_take()) is not None:
+            await limiter.aacquire(blocking=True)
         try:
             return await attempt(plan.model, tuple(plan.failed))
         except APIError as error:
@@ -363,9 +359,8 @@ class _Replay:
     error again instead of asking anyone, so every hook sees what it would have seen had the
     loop run from the start.
 
-    So ``import langchain_lunar`` does not import tenacity (about 5 ms; langchain-core's
-    tracers import it at the first call of any model anyway), and a call that succeeds at once
-    builds no loop (about 20 µs a sync call, 40 µs an async one)."""
+    So importing ChatLunar does not import tenacity, and a call that succeeds at once builds no
+    loop (the figures are in benchmarks/README.md)."""
 
     __slots__ = ("_error",)
 
