@@ -108,7 +108,6 @@ class _Plan:
         # Per model, the latest cooldown end this call has already waited for (or is waiting
         # for, as the wait before a retry), so that it does not skip or wait for it again.
         self._waited: dict[str, float] = {}
-        self._cooling_error: RateLimitError | None = None  # raised when the last model cools
 
     @property
     def model(self) -> str:
@@ -123,8 +122,6 @@ class _Plan:
         return decided[1]
 
     def _decide(self, error: BaseException) -> _Step | None:
-        if error is self._cooling_error:
-            return None  # nothing was asked: the cooldown is longer than max_retry_wait
         asked: float | None = getattr(error, "retry_after", None)
         settings = self.settings
         if self.retries_used < settings.max_retries and (
@@ -178,12 +175,20 @@ class _Plan:
         return min(exponential + jitter, settings.backoff_max)
 
     def record(self, error: BaseException, *, wait: float | None, then: str) -> None:
+        self._record(
+            type(error).__name__, getattr(error, "status_code", None), str(error), wait, then
+        )
+
+    def _record(
+        self, error: str, status_code: int | None, message: str, wait: float | None, then: str
+    ) -> None:
+        """One ``failed_attempts`` entry, for the current model."""
         self.failed.append(
             {
                 "model": self.model,
-                "error": type(error).__name__,
-                "status_code": getattr(error, "status_code", None),
-                "message": str(error),
+                "error": error,
+                "status_code": status_code,
+                "message": message,
                 "wait": wait,
                 "then": then,
             }
@@ -210,18 +215,18 @@ class _Plan:
             "cooldown: it answered 429 or 503 asking for that wait"
         )
         if self.index + 1 < len(self.models):
-            self.failed.append(_skip(model, message, wait=0.0, then="skip"))
+            self._record("CoolingDown", None, message, 0.0, "skip")
             logger.info("Skipping %s for %s: %s", model, self.models[self.index + 1], message)
             self.index += 1
             self.retries_used = 0
             return None
         if left <= self.settings.max_retry_wait:
-            self.failed.append(_skip(model, message, wait=left, then="wait"))
+            self._record("CoolingDown", None, message, left, "wait")
             logger.info("Waiting %.2f s before asking %s: %s", left, model, message)
             self._waited[model] = until
             return left
-        self._cooling_error = RateLimitError(message, status_code=429, retry_after=left)
-        raise self._cooling_error
+        # Its retry_after is beyond max_retry_wait and no model is left: _decide stops.
+        raise RateLimitError(message, status_code=429, retry_after=left)
 
     def cools_until(self, error: BaseException) -> float | None:
         """When the current model cools down until after failing with ``error``: for a 429 or
@@ -392,18 +397,6 @@ def _error_of(state: RetryCallState) -> BaseException:
     error = state.outcome.exception()
     assert error is not None
     return error
-
-
-def _skip(model: str, message: str, *, wait: float, then: str) -> dict[str, Any]:
-    """The ``failed_attempts`` entry of a model not asked because it cools down."""
-    return {
-        "model": model,
-        "error": "CoolingDown",
-        "status_code": None,
-        "message": message,
-        "wait": wait,
-        "then": then,
-    }
 
 
 def _clock(epoch: float) -> str:
