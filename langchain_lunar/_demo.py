@@ -27,6 +27,7 @@ from langchain_core.prompts import ChatPromptTemplate
 from pydantic import SecretStr, ValidationError
 
 from langchain_lunar._exceptions import LunarError
+from langchain_lunar._messages import reasoning_of
 from langchain_lunar.chat_models import DEFAULT_BASE_URL, ChatLunar
 from langchain_lunar.testing._server import LocalLunarServer
 
@@ -194,7 +195,7 @@ def stream_story(llm: ChatLunar, question: str) -> StreamStats:
     printer = _Printer(dim=_wants_dim())
     try:
         for chunk in chain.stream({"question": question}):
-            thinking = _thinking(chunk)
+            thinking = reasoning_of(chunk)
             _record(stats, chunk, thinking)
             if thinking:
                 printer.thinking(thinking)
@@ -203,11 +204,6 @@ def stream_story(llm: ChatLunar, question: str) -> StreamStats:
     finally:
         printer.end()  # also when the stream broke mid-way: no line left open, nor dimmed
     return stats
-
-
-def _thinking(chunk: BaseMessage) -> str:
-    reasoning = chunk.additional_kwargs.get("reasoning_content")
-    return reasoning if isinstance(reasoning, str) else ""
 
 
 def _wants_dim() -> bool:

@@ -112,6 +112,36 @@ def with_reasoning_for(
     return patched
 
 
+def reasoning_of(message: BaseMessage) -> str:
+    """The thinking a message or chunk carries, or ``""``.
+
+    ``additional_kwargs["reasoning_content"]`` is where ``ChatLunar``, ``ChatDeepSeek`` and
+    ``ChatXAI`` put it; ``output_version="v1"`` keeps it there and adds a ``reasoning`` block,
+    so blocks count only without it. ``ChatAnthropic`` sends ``thinking`` blocks instead.
+    """
+    reasoning = message.additional_kwargs.get("reasoning_content")
+    if isinstance(reasoning, str):
+        return reasoning
+    content = message.content
+    if type(content) is not list:
+        return ""
+    pieces = []
+    for block in content:
+        if isinstance(block, dict):
+            kind = block.get("type")
+            piece = block.get(kind) if kind in ("reasoning", "thinking") else None
+            if isinstance(piece, str):
+                pieces.append(piece)
+    return "".join(pieces)
+
+
+def refusal_of(message: BaseMessage) -> str:
+    """The refusal text a message or chunk carries (``additional_kwargs["refusal"]``), or
+    ``""``."""
+    refusal = message.additional_kwargs.get("refusal")
+    return refusal if isinstance(refusal, str) else ""
+
+
 def _is_assistant(message: BaseMessage) -> bool:
     return isinstance(message, AIMessage) or (
         isinstance(message, ChatMessage) and message.role == "assistant"

@@ -9,18 +9,17 @@ refusal block to core's own best-effort blocks, and otherwise leaves everything 
 
 from __future__ import annotations
 
-from typing import Any
-
 from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.messages import content as types
 from langchain_core.messages.block_translators import register_translator
 
+from langchain_lunar._messages import refusal_of
 from langchain_lunar._responses import PROVIDER
 
 
 def _content_blocks(message: AIMessage | AIMessageChunk) -> list[types.ContentBlock]:
-    refusal: Any = message.additional_kwargs.get("refusal")
-    if not isinstance(refusal, str) or not refusal:
+    refusal = refusal_of(message)
+    if not refusal:
         raise NotImplementedError  # core then parses best-effort, as for any provider
     # The same message without a provider: core's best-effort blocks, without recursing here.
     metadata = {k: v for k, v in message.response_metadata.items() if k != "model_provider"}

@@ -236,8 +236,6 @@ that langchain-core's chunk addition appends them whatever their types."""
 class MessageFields:
     """The checked parts of one delta or message beyond its text and tool calls."""
 
-    reasoning: str | None = None
-    """Reasoning text, from ``reasoning_content`` or ``reasoning``."""
     reasoning_kwargs: dict[str, Any] = field(default_factory=dict)
     """What goes in the reasoning chunk's ``additional_kwargs``."""
     kwargs: dict[str, Any] = field(default_factory=dict)
@@ -262,7 +260,6 @@ def message_fields(body: dict[str, Any], *, streamed: bool) -> MessageFields:
     elif other is not None and other != reasoning:
         unmapped["reasoning"] = other  # both names, different texts: keep the second as sent
     if reasoning:
-        fields.reasoning = reasoning
         fields.reasoning_kwargs["reasoning_content"] = reasoning
     details = _optional_list(body, "reasoning_details", where)
     if details:

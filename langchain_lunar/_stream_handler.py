@@ -23,6 +23,8 @@ from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGenerationChunk, GenerationChunk, LLMResult
 
+from langchain_lunar._messages import reasoning_of
+
 EventKind = Literal["chunk", "reasoning", "content", "done", "error"]
 T = TypeVar("T")
 
@@ -188,7 +190,7 @@ class LunarStreamHandler(BaseCallbackHandler):
                 self._publish(StreamEvent("chunk", run_id, chunk=message))
             # A text token has neither, so the per-token path costs two lookups more.
             if message.additional_kwargs or type(message.content) is list:
-                reasoning = _reasoning_of(message)
+                reasoning = reasoning_of(message)
                 if reasoning:
                     self._on_reasoning_piece(run_id, reasoning)
             text: str = str(message.text)  # also right when content is a list of blocks
@@ -226,7 +228,7 @@ class LunarStreamHandler(BaseCallbackHandler):
             text=(generation.text if generation is not None else "") or streamed,
             # A run that did not stream (a cached answer, say) has its thinking on the message.
             reasoning_text=streamed_reasoning
-            or (_reasoning_of(message) if isinstance(message, BaseMessage) else ""),
+            or (reasoning_of(message) if isinstance(message, BaseMessage) else ""),
             usage=getattr(message, "usage_metadata", None),
             cost_usd=metadata.get("total_cost_usd"),
             model=metadata.get("model_name"),
@@ -287,26 +289,3 @@ class LunarStreamHandler(BaseCallbackHandler):
             queue.put_nowait(item)
         else:  # a run in another thread: hand the event to the consumer's loop
             loop.call_soon_threadsafe(queue.put_nowait, item)
-
-
-def _reasoning_of(message: BaseMessage) -> str:
-    """The thinking a message or chunk carries, or ``""``.
-
-    ``additional_kwargs["reasoning_content"]`` is where ``ChatLunar``, ``ChatDeepSeek`` and
-    ``ChatXAI`` put it; ``output_version="v1"`` keeps it there and adds a ``reasoning`` block,
-    so blocks count only without it. ``ChatAnthropic`` sends ``thinking`` blocks instead.
-    """
-    reasoning = message.additional_kwargs.get("reasoning_content")
-    if isinstance(reasoning, str):
-        return reasoning
-    content = message.content
-    if type(content) is not list:
-        return ""
-    pieces = []
-    for block in content:
-        if isinstance(block, dict):
-            kind = block.get("type")
-            piece = block.get(kind) if kind in ("reasoning", "thinking") else None
-            if isinstance(piece, str):
-                pieces.append(piece)
-    return "".join(pieces)

@@ -19,6 +19,8 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
 
+from langchain_lunar._messages import refusal_of
+
 ToolLike = dict[str, Any] | type | Callable[..., Any] | BaseTool
 StructuredOutputMethod = Literal["function_calling", "json_schema", "json_mode"]
 
@@ -108,31 +110,34 @@ def raising_refusals() -> Runnable[Any, Any]:
 
 def _raise_refusals(messages: Iterator[Any]) -> Iterator[Any]:
     seen: list[Any] = []
+    refusal = ""
     for message in messages:
         seen.append(message)
-        if not _refusal_of(message):
+        piece = _refusal_of(message)
+        refusal += piece
+        if not piece:
             yield message
-    _raise_if_refused(seen)
+    _raise_if_refused(refusal, seen)
 
 
 async def _araise_refusals(messages: AsyncIterator[Any]) -> AsyncIterator[Any]:
     seen: list[Any] = []
+    refusal = ""
     async for message in messages:
         seen.append(message)
-        if not _refusal_of(message):
+        piece = _refusal_of(message)
+        refusal += piece
+        if not piece:
             yield message
-    _raise_if_refused(seen)
+    _raise_if_refused(refusal, seen)
 
 
-def _refusal_of(message: Any) -> str | None:
-    if isinstance(message, BaseMessage):
-        refusal = message.additional_kwargs.get("refusal")
-        return refusal if isinstance(refusal, str) else None
-    return None
+def _refusal_of(message: Any) -> str:
+    return refusal_of(message) if isinstance(message, BaseMessage) else ""
 
 
-def _raise_if_refused(seen: list[Any]) -> None:
-    refusal = "".join(piece for piece in map(_refusal_of, seen) if piece)
+def _raise_if_refused(refusal: str, seen: list[Any]) -> None:
+    """Raise for the refusal text of the messages ``seen`` (all of them: the whole answer)."""
     if not refusal:
         return
     whole = seen[0] if len(seen) == 1 else seen[0] + seen[1:]
