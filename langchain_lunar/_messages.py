@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.messages import (
@@ -67,49 +68,54 @@ def to_lunar_messages(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
     return converted
 
 
-ReturnedReasoning = tuple[tuple[int, str, dict[str, Any]], ...]
-"""``(ordinal among the assistant messages, model that produced it, fields to send back)``."""
-
 REASONING_FIELDS = ("reasoning_content", "reasoning_details")
 """The fields of an assistant message that carry its reasoning back to its model."""
 
 
-def reasoning_to_return(messages: Sequence[BaseMessage]) -> ReturnedReasoning:
-    """The reasoning that assistant messages with tool calls must send back, and to whom.
+@dataclass(frozen=True, slots=True)
+class ReturnedReasoning:
+    """The converted messages without reasoning, and the reasoning that assistant messages
+    with tool calls send back, each only to the model that produced it.
 
-    DeepSeek's thinking mode and OpenRouter require a tool-calling turn's reasoning back on
-    its assistant message; other servers may refuse the unknown fields with a 400. So each is
-    returned only to the model that produced it (its ``response_metadata["model_name"]``).
+    DeepSeek's thinking mode and OpenRouter require a tool-calling turn's reasoning back on its
+    assistant message; other servers may refuse the unknown fields with a 400. So each is
+    returned only to the model named in its ``response_metadata["model_name"]``.
     """
-    returned = []
-    assistant_messages = [m for m in messages if _is_assistant(m)]
-    for ordinal, message in enumerate(assistant_messages):
-        if not isinstance(message, AIMessage) or not message.tool_calls:
-            continue
-        served = message.response_metadata.get("model_name")
-        fields = {
-            name: message.additional_kwargs[name]
-            for name in REASONING_FIELDS
-            if message.additional_kwargs.get(name)
-        }
-        if isinstance(served, str) and fields:
-            returned.append((ordinal, served, fields))
-    return tuple(returned)
 
+    plain: list[dict[str, Any]]
+    returned: tuple[tuple[int, str, dict[str, Any]], ...]
+    """``(index in plain, model that produced it, fields to send back)``."""
 
-def with_reasoning_for(
-    model: str, converted: list[dict[str, Any]], returned: ReturnedReasoning
-) -> list[dict[str, Any]]:
-    """``converted`` with the reasoning that ``model`` produced put back on its messages."""
-    mine = {ordinal: fields for ordinal, served, fields in returned if served == model}
-    if not mine:
-        return converted
-    patched = list(converted)
-    assistant_indices = [i for i, message in enumerate(converted) if message["role"] == "assistant"]
-    for ordinal, fields in mine.items():
-        index = assistant_indices[ordinal]
-        patched[index] = {**patched[index], **fields}
-    return patched
+    @classmethod
+    def of(
+        cls, messages: Sequence[BaseMessage], converted: list[dict[str, Any]]
+    ) -> ReturnedReasoning:
+        """Of ``messages`` and their conversion ``converted`` (by ``to_lunar_messages``)."""
+        returned = []
+        assistant_messages = [m for m in messages if _is_assistant(m)]
+        assistant_indices = [i for i, d in enumerate(converted) if d["role"] == "assistant"]
+        for message, index in zip(assistant_messages, assistant_indices, strict=True):
+            if not isinstance(message, AIMessage) or not message.tool_calls:
+                continue
+            served = message.response_metadata.get("model_name")
+            fields = {
+                name: message.additional_kwargs[name]
+                for name in REASONING_FIELDS
+                if message.additional_kwargs.get(name)
+            }
+            if isinstance(served, str) and fields:
+                returned.append((index, served, fields))
+        return cls(converted, tuple(returned))
+
+    def messages_for(self, model: str) -> list[dict[str, Any]]:
+        """The messages to send ``model``: with the reasoning it produced put back."""
+        mine = [(index, fields) for index, served, fields in self.returned if served == model]
+        if not mine:
+            return self.plain
+        messages = list(self.plain)
+        for index, fields in mine:
+            messages[index] = {**messages[index], **fields}
+        return messages
 
 
 def reasoning_of(message: BaseMessage) -> str:

@@ -21,7 +21,7 @@ from langchain_core.messages import BaseMessage
 from pydantic import ConfigDict, SecretStr, TypeAdapter, ValidationError
 
 from langchain_lunar._cooldowns import CooldownScope, cooldown_scope
-from langchain_lunar._messages import reasoning_to_return, to_lunar_messages, with_reasoning_for
+from langchain_lunar._messages import ReturnedReasoning, to_lunar_messages
 from langchain_lunar._retry import RetrySettings
 from langchain_lunar._secrets import MASK, MaskedHeaders, masked_headers, secrets_of
 from langchain_lunar._transport import CompletionRequest
@@ -113,10 +113,8 @@ def resolve_call(
     body.update(call)
     if body.get("n", 1) != 1:
         raise ValueError(f"ChatLunar asks for one answer per request; remove n={body['n']!r}.")
-    returned_reasoning = reasoning_to_return(messages)
-    body["messages"] = with_reasoning_for(
-        body["model"], to_lunar_messages(messages), returned_reasoning
-    )
+    reasoning = ReturnedReasoning.of(messages, to_lunar_messages(messages))
+    body["messages"] = reasoning.messages_for(body["model"])
     if stream:
         body["stream"] = True
         if settings.get("stream_usage", llm.stream_usage):
@@ -146,7 +144,7 @@ def resolve_call(
         timeout=as_timeout(timeout),
         model=body["model"],
         secrets=secrets_of(secret, headers),
-        returned_reasoning=returned_reasoning,
+        returned_reasoning=reasoning if reasoning.returned else None,
         # 0 turns it off too, as None cannot per call (None there means the model's setting).
         stream_chunk_timeout=chunk_timeout if chunk_timeout and chunk_timeout < math.inf else None,
     )

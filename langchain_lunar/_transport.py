@@ -25,7 +25,7 @@ from langchain_lunar._error_mapping import (
 )
 from langchain_lunar._exceptions import MalformedResponseError
 from langchain_lunar._json import loads
-from langchain_lunar._messages import REASONING_FIELDS, ReturnedReasoning, with_reasoning_for
+from langchain_lunar._messages import ReturnedReasoning
 from langchain_lunar._responses import ShapeError, completion_to_result
 from langchain_lunar._secrets import Secrets, redact
 from langchain_lunar._streaming import StreamAssembler
@@ -45,7 +45,7 @@ class CompletionRequest:
     stream_chunk_timeout: float | None = None
     """The longest wait in seconds for the next data event of a stream; None: no limit."""
 
-    returned_reasoning: ReturnedReasoning = ()
+    returned_reasoning: ReturnedReasoning | None = None
     """Reasoning that earlier assistant messages send back, each to its own model only."""
 
     def for_model(
@@ -55,12 +55,8 @@ class CompletionRequest:
         if model == self.model and failed_attempts == self.failed_attempts:
             return self
         body = {**self.body, "model": model}
-        if self.returned_reasoning:
-            plain = [
-                {name: value for name, value in message.items() if name not in REASONING_FIELDS}
-                for message in self.body["messages"]
-            ]
-            body["messages"] = with_reasoning_for(model, plain, self.returned_reasoning)
+        if self.returned_reasoning is not None:
+            body["messages"] = self.returned_reasoning.messages_for(model)
         return replace(self, body=body, model=model, failed_attempts=failed_attempts)
 
 
