@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from langchain_lunar import StreamInterruptedError
 from langchain_lunar.testing import Fault, Reply, ToolCall, WireStyle
-from tests.calls import CallWay, call, streaming_ways
+from tests.calls import INVOKING, STREAMING, CallWay, call, streaming_ways
 from tests.helpers import merged
 
 from .conftest import STORY, ServerFactory, model_for
@@ -32,7 +32,8 @@ async def test_reasoning_streams_first_then_the_story(
     thinking = [c.additional_kwargs["reasoning_content"] for c in chunks if c.additional_kwargs]
     assert "".join(thinking) == THINKING
     first_text = next(i for i, c in enumerate(chunks) if c.content)
-    assert all(not c.content for c in chunks[:first_text])  # every piece of thinking came first
+    # Every piece of thinking came first: none after the story began.
+    assert not any(c.additional_kwargs.get("reasoning_content") for c in chunks[first_text:])
     total = merged(chunks)
     assert total.content == STORY
     assert total.additional_kwargs["reasoning_content"] == THINKING
@@ -51,6 +52,8 @@ async def test_a_mixed_chunk_becomes_two_chunks(make_server: ServerFactory, way:
     before = chunks[first_text - 1]
     assert before.content == ""
     assert before.additional_kwargs["reasoning_content"]
+    # The mixed delta's text came as a chunk of its own, without the thinking beside it.
+    assert "reasoning_content" not in chunks[first_text].additional_kwargs
     total = merged(chunks)
     assert (total.content, total.additional_kwargs["reasoning_content"]) == (STORY, THINKING)
     assert total.additional_kwargs["reasoning_details"][0]["text"] == THINKING
@@ -100,7 +103,7 @@ async def test_a_refusal_raises_model_refusal_error(
     with pytest.raises(ModelRefusalError, match="I can't help with that"):
         await call(runnable, way)
     with pytest.raises(ModelRefusalError, match="I can't help with that"):
-        runnable.invoke("hi")
+        await call(runnable, INVOKING[STREAMING.index(way)])  # invoke, or ainvoke
 
 
 @streaming_ways
