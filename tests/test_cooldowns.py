@@ -534,6 +534,38 @@ def test_async_calls_in_successive_event_loops_and_with_a_sync_client_only(
         assert sorted(client.keys("*")) == [b"p:one", b"p:three", b"p:two"]
 
 
+def test_the_default_prefix_names_the_keys_in_redis(redis_server: RedisServer) -> None:
+    import redis
+
+    store = RedisCooldowns(url=redis_server.url)
+    store.cool(key_of("m", "k"), time.time() + 30)
+    store.close()
+    with redis.Redis.from_url(redis_server.url) as client:
+        assert client.keys("*") == [f"langchain_lunar:cooldown:{key_of('m', 'k')}".encode()]
+
+
+def test_with_only_an_async_client_sync_calls_keep_to_the_process_and_warn_once(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    import redis
+    import redis.asyncio
+
+    async def run() -> None:
+        async with redis.asyncio.Redis.from_url(redis_server.url) as async_client:
+            store = RedisCooldowns(async_client=async_client, prefix="a:")
+            with caplog.at_level(logging.WARNING, logger="langchain_lunar"):
+                store.cool("sync", time.time() + 30)
+                store.cool("sync", time.time() + 30)
+            assert store.until("sync") is not None  # from the process
+            await store.acool("async", time.time() + 30)
+
+    asyncio.run(run())
+    warnings = [r.getMessage() for r in caplog.records if "only async_client" in r.getMessage()]
+    assert len(warnings) == 1
+    with redis.Redis.from_url(redis_server.url) as client:
+        assert client.keys("*") == [b"a:async"]  # the sync cooldown never reached Redis
+
+
 @invoking_ways
 def test_redis_going_away_never_fails_a_call_and_warns_once(
     way: CallWay, redis_server: RedisServer, caplog: pytest.LogCaptureFixture

@@ -202,15 +202,19 @@ def logprob(token: str) -> dict[str, Any]:
     return {"token": token, "logprob": -0.5, "bytes": list(token.encode()), "top_logprobs": []}
 
 
-def test_streamed_logprobs_add_up_on_the_message() -> None:
+@pytest.mark.parametrize("asked_in", ["the call", "model_kwargs"])
+def test_streamed_logprobs_add_up_on_the_message(asked_in: str) -> None:
     events = [
         {"choices": [{"index": 0, "delta": {"content": t}, "logprobs": {"content": [logprob(t)]}}]}
         for t in ("Hel", "lo")
     ]
     events.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
     recorder = Recorder(sse(*events))
-    model = mock_model(recorder)
-    total = merged(list(model.stream("hi", logprobs=True, top_logprobs=2)))
+    asked = {"logprobs": True, "top_logprobs": 2}
+    if asked_in == "the call":
+        total = merged(list(mock_model(recorder).stream("hi", **asked)))
+    else:
+        total = merged(list(mock_model(recorder, model_kwargs=asked).stream("hi")))
     assert recorder.last_json["logprobs"] is True
     assert recorder.last_json["top_logprobs"] == 2
     assert [entry["token"] for entry in total.response_metadata["logprobs"]["content"]] == [

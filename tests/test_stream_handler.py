@@ -281,6 +281,32 @@ def test_thinking_content_blocks_of_other_models_are_reasoning() -> None:
     assert done[0].text == "Grey."
 
 
+def test_one_chunk_with_thinking_and_text_gives_chunk_then_reasoning_then_content() -> None:
+    # Another model's chunk may carry both (here as v1 blocks, without reasoning_content).
+    seen: list[tuple[str, Any]] = []
+    handler = LunarStreamHandler(
+        on_chunk=lambda chunk: seen.append(("chunk", chunk.content)),
+        on_reasoning=lambda piece, accumulated: seen.append(("reasoning", piece)),
+        on_content=lambda content, accumulated: seen.append(("content", content)),
+        on_done=lambda text, event: seen.append(("done", (event.reasoning_text, text))),
+    )
+    run_id = uuid4()
+    blocks: list[Any] = [
+        {"type": "reasoning", "reasoning": "Hm."},
+        {"type": "text", "text": "Grey."},
+    ]
+    message = AIMessageChunk(content=blocks)
+    handler.on_chat_model_start({}, [[]], run_id=run_id)
+    handler.on_llm_new_token("", chunk=ChatGenerationChunk(message=message), run_id=run_id)
+    handler.on_llm_end(LLMResult(generations=[[ChatGeneration(message=message)]]), run_id=run_id)
+    assert seen == [
+        ("chunk", blocks),
+        ("reasoning", "Hm."),
+        ("content", "Grey."),
+        ("done", ("Hm.", "Grey.")),
+    ]
+
+
 def test_an_answer_from_the_cache_has_its_thinking_on_done() -> None:
     done: list[StreamEvent] = []
     pieces: list[str] = []
