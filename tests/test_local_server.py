@@ -765,3 +765,27 @@ def test_cli_stops_cleanly_on_a_signal_sent_while_printing_the_url(sig: signal.S
             proc.communicate()
     assert (proc.returncode, err) == (0, "")
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+/v1\n", out)
+
+
+@pytest.mark.parametrize("opted_in", [False, True])
+def test_the_pytest_plugin_is_loaded_only_when_a_conftest_asks(
+    tmp_path: Any, opted_in: bool
+) -> None:
+    (tmp_path / "test_uses_it.py").write_text(
+        "def test_it(lunar_server):\n    assert lunar_server.base_url.startswith('http://')\n"
+    )
+    if opted_in:
+        (tmp_path / "conftest.py").write_text(
+            'pytest_plugins = ["langchain_lunar.testing.pytest_plugin"]\n'
+        )
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if opted_in:
+        assert run.returncode == 0, run.stdout
+    else:
+        assert "fixture 'lunar_server' not found" in run.stdout
