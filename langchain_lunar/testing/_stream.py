@@ -192,10 +192,7 @@ def completion(
     if answer.text:
         message.update(style.extra_delta_fields)
     if answer.reasoning_tokens:
-        message[style.reasoning_field] = answer.reasoning
-        if style.reasoning_details:
-            details = {"type": "reasoning.text", "text": answer.reasoning, "index": 0}
-            message["reasoning_details"] = [details]
+        message.update(_reasoning_delta(answer.reasoning, style))
     if answer.annotations:
         message["annotations"] = list(answer.annotations)
     if answer.tool_calls:
