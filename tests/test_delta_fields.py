@@ -22,7 +22,7 @@ def streamed(*deltas: dict[str, Any], **choice: Any) -> bytes:
 
 
 def collect(body: bytes, **fields: Any) -> list[AIMessageChunk]:
-    return list(mock_model(lambda request: sse_response(body), **fields).stream("hi"))
+    return list(mock_model(Recorder(body), **fields).stream("hi"))
 
 
 def completion(message: dict[str, Any], **choice: Any) -> httpx.Response:
@@ -96,7 +96,7 @@ def test_non_streamed_reasoning_and_details() -> None:
 
 def test_the_v1_output_shows_reasoning_blocks() -> None:
     model = mock_model(
-        lambda request: sse_response(streamed({"reasoning_content": "r"}, {"content": "t"})),
+        Recorder(streamed({"reasoning_content": "r"}, {"content": "t"})),
         output_version="v1",
     )
     total = merged(list(model.stream("hi")))
@@ -284,7 +284,7 @@ REASONING_STREAM = streamed(
 
 
 def test_stream_events_v3_show_reasoning_then_text() -> None:
-    model = mock_model(lambda request: sse_response(REASONING_STREAM))
+    model = mock_model(Recorder(REASONING_STREAM))
     stream = model.stream_events("hi", version="v3")
     events = list(stream)
     assert str(stream.reasoning) == "Hmm."
@@ -294,7 +294,7 @@ def test_stream_events_v3_show_reasoning_then_text() -> None:
 
 
 async def test_astream_events_v3_show_reasoning() -> None:
-    model = mock_model(lambda request: sse_response(REASONING_STREAM))
+    model = mock_model(Recorder(REASONING_STREAM))
     stream = await model.astream_events("hi", version="v3")
     _ = [event async for event in stream]
     assert await stream.reasoning == "Hmm."

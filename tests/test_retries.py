@@ -27,7 +27,7 @@ from langchain_lunar import (
 )
 
 from .calls import CallWay, all_ways, answer, call, streaming_ways
-from .helpers import chunk, mock_model, sse, sse_response, text_stream
+from .helpers import Recorder, chunk, mock_model, sse, sse_response, text_stream
 
 Responder = Callable[[httpx.Request], httpx.Response]
 
@@ -446,5 +446,5 @@ async def test_a_call_that_succeeds_at_once_builds_no_retry_loop(
     monkeypatch.setattr(tenacity, "Retrying", no_loop)
     monkeypatch.setattr(tenacity, "AsyncRetrying", no_loop)
     body = text_stream("a", "b")
-    model = mock_model(lambda request: sse_response(body), max_retries=2, streaming=True)
+    model = mock_model(Recorder(body), max_retries=2, streaming=True)
     assert (await answer(model, way)).content == "ab"

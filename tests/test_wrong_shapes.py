@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from langchain_lunar import MalformedResponseError, StreamInterruptedError
 
 from .calls import CallWay, call_sync, invoking_ways, streaming_ways
-from .helpers import merged, mock_model, sse, sse_response
+from .helpers import Recorder, merged, mock_model, sse
 
 ABSENT: Any = object()  # a key left out of its object
 
@@ -223,7 +223,7 @@ def test_a_stream_gives_the_exact_text_or_a_malformed_error_quoting_the_event(
         *[json.dumps(event) for event in events],
         {"choices": [{"delta": {}, "finish_reason": "stop"}]},
     )
-    model = mock_model(lambda request: sse_response(body))
+    model = mock_model(Recorder(body))
     bad = first_ill_formed(events, streamed=True)
     if bad is None:
         chunks = call_sync(model, way)
@@ -285,6 +285,6 @@ def test_a_completion_gives_the_exact_text_or_a_malformed_error_quoting_it(
     ],
 )
 def test_the_cases_seen_in_the_wild_say_what_is_wrong(event: dict[str, Any], says: str) -> None:
-    model = mock_model(lambda request: sse_response(sse(event)))
+    model = mock_model(Recorder(sse(event)))
     with pytest.raises(MalformedResponseError, match=says):
         list(model.stream("hi"))
