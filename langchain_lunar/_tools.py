@@ -109,41 +109,44 @@ def raising_refusals() -> Runnable[Any, Any]:
 
 
 def _raise_refusals(messages: Iterator[Any]) -> Iterator[Any]:
-    seen: list[Any] = []
-    refusal = ""
+    answer = _Answer()
     for message in messages:
-        seen.append(message)
-        piece = _refusal_of(message)
-        refusal += piece
-        if not piece:
+        if answer.passes(message):
             yield message
-    _raise_if_refused(refusal, seen)
+    answer.raise_if_refused()
 
 
 async def _araise_refusals(messages: AsyncIterator[Any]) -> AsyncIterator[Any]:
-    seen: list[Any] = []
-    refusal = ""
+    answer = _Answer()
     async for message in messages:
-        seen.append(message)
-        piece = _refusal_of(message)
-        refusal += piece
-        if not piece:
+        if answer.passes(message):
             yield message
-    _raise_if_refused(refusal, seen)
+    answer.raise_if_refused()
 
 
-def _refusal_of(message: Any) -> str:
-    return refusal_of(message) if isinstance(message, BaseMessage) else ""
+class _Answer:
+    """The messages (or chunks) of one answer so far, and the refusal text among them."""
 
+    def __init__(self) -> None:
+        self.seen: list[Any] = []
+        self.refusal = ""
 
-def _raise_if_refused(refusal: str, seen: list[Any]) -> None:
-    """Raise for the refusal text of the messages ``seen`` (all of them: the whole answer)."""
-    if not refusal:
-        return
-    whole = seen[0] if len(seen) == 1 else seen[0] + seen[1:]
-    raise ModelRefusalError(
-        f"Model refused to produce the requested output: {refusal}", raw_message=whole
-    )
+    def passes(self, message: Any) -> bool:
+        """Keep ``message``; True when it carries no refusal and may go on."""
+        self.seen.append(message)
+        piece = refusal_of(message) if isinstance(message, BaseMessage) else ""
+        self.refusal += piece
+        return not piece
+
+    def raise_if_refused(self) -> None:
+        """At the answer's end: raise for its whole refusal text, if it refused."""
+        if not self.refusal:
+            return
+        seen = self.seen
+        whole = seen[0] if len(seen) == 1 else seen[0] + seen[1:]
+        raise ModelRefusalError(
+            f"Model refused to produce the requested output: {self.refusal}", raw_message=whole
+        )
 
 
 def with_raw(model: Runnable[Any, Any], parser: Runnable[Any, Any]) -> Runnable[Any, Any]:
