@@ -16,7 +16,7 @@ What it guarantees:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from langchain_core.messages import AIMessageChunk
@@ -42,7 +42,7 @@ from langchain_lunar._responses import (
     usage_to_metadata,
 )
 from langchain_lunar._secrets import Secrets, redact
-from langchain_lunar._sse import ServerSentEvent, SSEDecoder
+from langchain_lunar._sse import Event, SSEDecoder
 
 logger = logging.getLogger("langchain_lunar")
 
@@ -61,6 +61,9 @@ class StreamAssembler:
         "_pending_logprobs",
         "_requested_model",
         "_secrets",
+        "_seen_fingerprint",
+        "_seen_id",
+        "_seen_model",
         "_served_model",
         "_texts",
         "_usage",
@@ -83,6 +86,10 @@ class StreamAssembler:
         self._served_model: str | None = None
         self._fingerprint: str | None = None
         self._id: str | None = None
+        # The last checked id, model and fingerprint: an event repeating them needs no checks.
+        self._seen_id: Any = None
+        self._seen_model: Any = None
+        self._seen_fingerprint: Any = None
         self._usage: dict[str, Any] | None = None
         self._pending_logprobs: dict[str, Any] | None = None
         self._texts: list[str] = []
@@ -101,47 +108,59 @@ class StreamAssembler:
         """The text emitted so far."""
         return "".join(self._texts)
 
-    def feed(self, data: bytes) -> Iterator[ChatGenerationChunk]:
-        """Take the next bytes of the body; yield the chunks they completed.
+    def feed(self, data: bytes) -> Iterable[ChatGenerationChunk]:
+        """Take the next bytes of the body; return the chunks they completed, in order.
 
-        Lazily: each chunk is handed out before the next event is read, so an error event
-        later in the same bytes finds the earlier chunks delivered, and only those.
+        When an event of these bytes fails, the chunks before it come first and the error is
+        raised after them, so the caller has those chunks, and only those, when it arrives.
         """
         events = self._decoder.feed(data)
         self.data_events += len(events)
         return self._chunks_of(events)
 
-    def close(self) -> Iterator[ChatGenerationChunk]:
-        """The body has ended: yield what was still pending, then the final chunk."""
-        yield from self._chunks_of(self._decoder.close())
-        yield self.finish()
+    def close(self) -> Iterable[ChatGenerationChunk]:
+        """The body has ended: the chunks still pending, then the final chunk."""
+        chunks = self._chunks_of(self._decoder.close())
+        if type(chunks) is not list:
+            return chunks  # an event failed: its error comes after the chunks before it
+        try:
+            chunks.append(self.finish())
+        except LunarError as error:
+            return _then_raise(chunks, error)
+        return chunks
 
-    def _chunks_of(self, events: list[ServerSentEvent]) -> Iterator[ChatGenerationChunk]:
-        for event in events:
-            emitted = self.on_event(event)
-            if emitted is None:
-                continue
-            if isinstance(emitted, tuple):  # a delta with reasoning and more
-                yield from emitted
-            else:
-                yield emitted
+    def _chunks_of(self, events: list[Event]) -> Iterable[ChatGenerationChunk]:
+        # Built eagerly into a list: a generator resumed per chunk costs more than the list.
+        chunks: list[ChatGenerationChunk] = []
+        try:
+            for data, name in events:
+                emitted = self.on_event(data, name)
+                if emitted is None:
+                    continue
+                if isinstance(emitted, tuple):  # a delta with reasoning and more
+                    chunks.extend(emitted)
+                else:
+                    chunks.append(emitted)
+        except LunarError as error:
+            return _then_raise(chunks, error)
+        return chunks
 
-    def on_event(self, event: ServerSentEvent) -> _Emitted:
-        """Handle one event; return the chunk (or chunks, in order) to emit, if any."""
-        data = event.data
+    def on_event(self, data: bytes, name: str | None = None) -> _Emitted:
+        """Handle one event (its data and ``event:`` name); return the chunk (or chunks, in
+        order) to emit, if any."""
         if self.done:
-            logger.warning("Ignoring an event the server sent after [DONE]: %.300r", data)
+            logger.warning("Ignoring an event the server sent after [DONE]: %.300r", _text(data))
             return None
-        if data == "[DONE]":
+        if data == b"[DONE]":
             self.done = True
             return None
         try:
             payload = loads(data)
         except ValueError:
             payload = None
-        if not isinstance(payload, dict):
+        if type(payload) is not dict:
             raise self.fail(self._malformed("a data line that is not a JSON object", data))
-        if event.event == "error" or payload.get("error") is not None:
+        if name == "error" or payload.get("error") is not None:
             if "error" not in payload:
                 payload = {"error": payload}
             raise self.fail(error_from_event(payload, secrets=self._secrets))
@@ -158,17 +177,18 @@ class StreamAssembler:
         Every field is checked before anything of the event is kept or emitted, so an event
         is either taken whole or refused whole.
         """
-        # Checked inline rather than by _responses.check_optional_str: a call per field per
-        # token is measurably slower (benchmarks/README.md).
+        # What describes the answer is checked and kept when it changes, which is once per
+        # stream: servers repeat the same id, model and fingerprint on every chunk.
         completion_id = payload.get("id")
-        if completion_id is not None and type(completion_id) is not str:
-            raise ShapeError(f"an id that is not a string ({type(completion_id).__name__})")
         model = payload.get("model")
-        if model is not None and type(model) is not str:
-            raise ShapeError(f"a model that is not a string ({type(model).__name__})")
         fingerprint = payload.get("system_fingerprint")
-        if fingerprint is not None and type(fingerprint) is not str:
-            raise ShapeError(f"a system_fingerprint that is not a string ({fingerprint!r})")
+        described = (
+            completion_id == self._seen_id
+            and model == self._seen_model
+            and fingerprint == self._seen_fingerprint
+        )
+        if not described:
+            _check_description(completion_id, model, fingerprint)
         usage = payload.get("usage")
         if usage is not None:
             usage = check_usage(usage)
@@ -206,18 +226,14 @@ class StreamAssembler:
             content = delta.get("content")
             if content is not None and type(content) is not str:
                 raise ShapeError(f"a delta.content that is not a string ({type(content).__name__})")
-            if len(delta) > 1 or content is None or logprobs is not None:
+            if logprobs is not None or not _text_only(delta):
                 rich = _RichDelta(delta, content, logprobs)
         elif logprobs is not None:
             rich = _RichDelta({}, None, logprobs)
 
         # The whole event is well formed: keep what describes the answer.
-        if self._id is None:
-            self._id = completion_id
-        if model:
-            self._served_model = model
-        if fingerprint:
-            self._fingerprint = fingerprint
+        if not described:
+            self._describe(completion_id, model, fingerprint)
         if usage:
             # Servers that repeat usage send running totals: the last one is the answer's.
             self._usage = usage
@@ -231,6 +247,19 @@ class StreamAssembler:
         self._texts.append(content)
         self._delivered = True
         return text_chunk(content, self._id)  # no validation: see _fast_chunks
+
+    def _describe(
+        self, completion_id: str | None, model: str | None, fingerprint: str | None
+    ) -> None:
+        """Keep a checked event's id, model and fingerprint: the first id, the last model and
+        fingerprint that were given."""
+        self._seen_id, self._seen_model, self._seen_fingerprint = completion_id, model, fingerprint
+        if self._id is None:
+            self._id = completion_id
+        if model:
+            self._served_model = model
+        if fingerprint:
+            self._fingerprint = fingerprint
 
     def _rich_chunks(self, rich: _RichDelta) -> _Emitted:
         """The chunks of a delta with more than text: its reasoning first, then the rest."""
@@ -308,9 +337,10 @@ class StreamAssembler:
         interrupted.__cause__ = error
         return interrupted
 
-    def _malformed(self, what: str, data: str) -> MalformedResponseError:
-        quoted = redact(data[:_QUOTE_CHARS], self._secrets)
-        more = "..." if len(data) > _QUOTE_CHARS else ""
+    def _malformed(self, what: str, data: bytes) -> MalformedResponseError:
+        text = _text(data[: _QUOTE_CHARS * 4])  # a character is at most 4 bytes of UTF-8
+        quoted = redact(text[:_QUOTE_CHARS], self._secrets)
+        more = "..." if len(text) > _QUOTE_CHARS or len(data) > _QUOTE_CHARS * 4 else ""
         return MalformedResponseError(f"The stream from {self.model} sent {what}: {quoted!r}{more}")
 
 
@@ -341,6 +371,37 @@ class _RichDelta:
             or self.tool_call_chunks
             or self.logprobs is not None
         )
+
+
+def _text_only(delta: dict[str, Any]) -> bool:
+    """Whether a delta carries nothing but its content: a repeated ``role`` and null fields
+    carry nothing (OpenAI-style servers send ``"tool_calls": null`` and the like)."""
+    if len(delta) == 1 and "content" in delta:
+        return True
+    for name, value in delta.items():
+        if value is not None and name != "content" and name != "role":
+            return False
+    return True
+
+
+def _check_description(completion_id: Any, model: Any, fingerprint: Any) -> None:
+    if completion_id is not None and type(completion_id) is not str:
+        raise ShapeError(f"an id that is not a string ({type(completion_id).__name__})")
+    if model is not None and type(model) is not str:
+        raise ShapeError(f"a model that is not a string ({type(model).__name__})")
+    if fingerprint is not None and type(fingerprint) is not str:
+        raise ShapeError(f"a system_fingerprint that is not a string ({fingerprint!r})")
+
+
+def _then_raise(
+    chunks: list[ChatGenerationChunk], error: LunarError
+) -> Iterator[ChatGenerationChunk]:
+    yield from chunks
+    raise error
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace")
 
 
 def _joined_logprobs(first: dict[str, Any], then: dict[str, Any]) -> dict[str, Any]:

@@ -314,8 +314,7 @@ class ChatLunar(BaseChatModel):
             if run_manager is None:
                 # `stream()` and `invoke()` fire on_llm_new_token themselves for every chunk.
                 yield first
-                for chunk in rest:
-                    yield chunk
+                yield from rest
                 return
             # Only the event-protocol path passes a run manager, and it fires no token callbacks.
             run_manager.on_llm_new_token(first.text, chunk=first)
