@@ -9,6 +9,10 @@ Every client family offers the same methods, so the measurement code treats them
 - ``aggregate(model)``: one answer assembled by the library (``invoke(..., stream=True)``);
   the floor assembles it by joining a list of strings.
 
+The families: the floor (raw httpx), this package's ``ChatLunar`` (plain and resilient),
+langchain-openai's ``ChatOpenAI``, and the vendor SDK's own LangChain class (lunar-sdk's
+``lunar.integrations.langchain.ChatLunar``, family ``vendor``).
+
 Model objects and HTTP clients are created once, in ``__init__``, outside any timed region,
 as a real application creates them once and reuses their connection pools.
 """
@@ -155,6 +159,68 @@ class LangChainClient:
         return text
 
 
+class VendorClient(LangChainClient):
+    """lunar-sdk's ``ChatLunar``, driven as the other LangChain models are, with two
+    differences its source forces (lunar-sdk 0.2.0, ``lunar/integrations/langchain.py``):
+
+    - its ``_stream``/``_astream`` pass ``model=self.model`` *and* the per-call kwargs to
+      ``create()``, so a per-call ``model=`` raises ``TypeError`` (a duplicate keyword). Each
+      model name gets a copy of one model object instead (``model_copy``, about 7 us, made at
+      its first use and kept, as an application keeps one model object per model name). The
+      copies share the one instance's private SDK clients, created here up front, and so
+      their connection pools;
+    - the same duplicate breaks ``invoke(..., stream=True)`` (``stream=True`` is passed twice:
+      ``TypeError``), so it has no streamed aggregate; run.py tries it once and leaves the
+      family out of figure d with the error it gets.
+
+    Its SSE reader stops at ``[DONE]`` without reading the response to its end, so httpx
+    closes the connection rather than returning it to the pool: every request of this family
+    opens a new connection (to 127.0.0.1 here; over TLS elsewhere), which the other families
+    do not. That is the SDK's own behaviour, so it is measured as it is.
+
+    Its pools allow 100 connections (``lunar._config.DEFAULT_MAX_CONNECTIONS``; no separate
+    keep-alive limit): exactly the 100 concurrent streams of figure b, so none of them waits
+    for a connection. More concurrent streams than that would queue in its pool.
+    """
+
+    def __init__(self, llm: Any) -> None:
+        super().__init__(llm)
+        llm._get_client()  # the sync and async SDK clients, shared by every copy below
+        llm._get_async_client()
+        self._by_model: dict[str, Any] = {}
+
+    def _for(self, model: str) -> Any:
+        llm = self._by_model.get(model)
+        if llm is None:
+            llm = self.llm.model_copy(update={"model": model})
+            # A copy shares the private attributes: the same SDK clients, so the same pools.
+            assert llm._client is self.llm._client
+            assert llm._async_client is self.llm._async_client
+            self._by_model[model] = llm
+        return llm
+
+    def stream_sync(self, model: str) -> str:
+        """``vendor_sync``: ``.stream()``, concatenating ``chunk.content``."""
+        return "".join([chunk.content for chunk in self._for(model).stream(PROMPT)])
+
+    async def stream_async(self, model: str) -> str:
+        """``vendor_async``: ``.astream()``, concatenating ``chunk.content``."""
+        return "".join([chunk.content async for chunk in self._for(model).astream(PROMPT)])
+
+    def texts_sync(self, model: str) -> Iterator[str]:
+        for chunk in self._for(model).stream(PROMPT):
+            yield chunk.content
+
+    async def texts_async(self, model: str) -> AsyncIterator[str]:
+        async for chunk in self._for(model).astream(PROMPT):
+            yield chunk.content
+
+    def aggregate(self, model: str) -> str:
+        """``invoke(..., stream=True)``, as for the others (a TypeError at lunar-sdk 0.2.0)."""
+        text: str = self._for(model).invoke(PROMPT, stream=True).content
+        return text
+
+
 def lunar(base_url: str) -> LangChainClient:
     """ChatLunar without retries, the same as the ChatOpenAI it is compared with."""
     from langchain_lunar import ChatLunar
@@ -194,11 +260,21 @@ def openai(base_url: str) -> LangChainClient:
     )
 
 
+def vendor(base_url: str) -> VendorClient:
+    """lunar-sdk's ChatLunar with its defaults. It posts to ``/v1/chat/completions`` under its
+    ``base_url``, so it is given the server's root, without the ``/v1``."""
+    from lunar.integrations.langchain import ChatLunar
+
+    root = base_url.removesuffix("/v1")
+    return VendorClient(ChatLunar(model="bench", base_url=root, api_key=API_KEY))
+
+
 FAMILIES: dict[str, Callable[[str], Client]] = {
     "floor": Floor,
     "lunar": lunar,
     "lunar_resilient": lunar_resilient,
     "openai": openai,
+    "vendor": vendor,
 }
 """Client families by key; each runs in a worker process of its own."""
 
@@ -207,4 +283,5 @@ LABELS = {
     "lunar": "ChatLunar",
     "lunar_resilient": "ChatLunar resilient",
     "openai": "ChatOpenAI",
+    "vendor": "lunar-sdk ChatLunar",
 }

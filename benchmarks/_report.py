@@ -1,9 +1,10 @@
 """Statistics, plain-text tables, the targets summary and the plot of the benchmark results.
 
 A *row* is a dict: ``label``, ``client`` (family key), ``mode``, the statistics of its samples
-(``median``, ``min``, ``max``, ``samples``), ``vs_openai`` and ``vs_floor`` (ratios of
-medians, None when there is nothing to compare with), ``exact`` and ``errors``, plus any
-figure-specific numbers. Rows go to the JSON as they are, so every printed number is there.
+(``median``, ``min``, ``max``, ``samples``), ``vs_openai``, ``vs_floor`` and ``vs_vendor``
+(ratios of medians against ChatOpenAI, the floor and lunar-sdk's ChatLunar; None when there is
+nothing to compare with), ``exact`` and ``errors``, plus any figure-specific numbers. Rows go
+to the JSON as they are, so every printed number is there.
 """
 
 from __future__ import annotations
@@ -37,11 +38,13 @@ def ratio(value: float | None, baseline: float | None) -> float | None:
 
 
 def add_ratios(rows: list[Row], group: str = "mode") -> None:
-    """Set ``vs_openai`` and ``vs_floor`` of each row against the rows of its ``group``."""
+    """Set ``vs_openai``, ``vs_floor`` and ``vs_vendor`` of each row against the rows of its
+    ``group``."""
     for row in rows:
         peers = {peer["client"]: peer["median"] for peer in rows if peer[group] == row[group]}
         row["vs_openai"] = ratio(row["median"], peers.get("openai"))
         row["vs_floor"] = ratio(row["median"], peers.get("floor"))
+        row["vs_vendor"] = ratio(row["median"], peers.get("vendor"))
 
 
 def loglog_slope(sizes: Sequence[float], values: Sequence[float | None]) -> float | None:
@@ -83,13 +86,17 @@ class Column:
 
 
 def format_table(title: str, unit: str, rows: Iterable[Row], extra: Sequence[Column] = ()) -> str:
-    """One plain-text table: client, median, spread, ratios, then any extra columns."""
+    """One plain-text table: client, median, spread, ratios, then any extra columns. The
+    ratio to lunar-sdk's ChatLunar is shown only in a figure that has one."""
+    rows = list(rows)
+    vendor = any(row.get("vs_vendor") is not None for row in rows)
     headers = [
         "client",
         f"median ({unit})",
         "spread (min-max)",
         "vs ChatOpenAI",
         "vs floor",
+        *(["vs lunar-sdk"] if vendor else []),
         *(c.header for c in extra),
     ]
     lines = []
@@ -101,6 +108,7 @@ def format_table(title: str, unit: str, rows: Iterable[Row], extra: Sequence[Col
             spread,
             _times(row["vs_openai"]),
             _times(row["vs_floor"]),
+            *([_times(row.get("vs_vendor"))] if vendor else []),
             *(_extra_cell(row.get(c.key), c.unit) for c in extra),
         ]
         lines.append(cells)
@@ -176,7 +184,8 @@ def plot(results: dict[str, Any], path: str) -> None:
     import matplotlib.pyplot as plt
     from _clients import LABELS
 
-    families = [f for f in ("floor", "lunar", "openai") if f in results["meta"]["clients"]]
+    clients = results["meta"]["clients"]
+    families = [f for f in ("floor", "lunar", "openai", "vendor") if f in clients]
     figure, (bars, lines) = plt.subplots(1, 2, figsize=(12, 4.8))
 
     per_chunk = {(r["client"], r["mode"]): r for r in results["figures"]["per_chunk"]["rows"]}
@@ -199,7 +208,7 @@ def plot(results: dict[str, Any], path: str) -> None:
 
     aggregation = results["figures"]["aggregation"]
     sizes = aggregation["sizes"]
-    for family in families:
+    for family in [f for f in families if f in aggregation["slopes"]]:  # those it measured
         by_size = {r["size"]: r for r in aggregation["rows"] if r["client"] == family}
         medians = [by_size[s]["median"] for s in sizes]
         slope = aggregation["slopes"].get(family)

@@ -12,7 +12,9 @@ as a real model does before its second token, so that the first chunk reaches th
 its own and the time to the first token is not inflated by parsing a buffer full of later ones.
 ``bench-<n>-e<ms>`` instead writes every event on its own, ``ms`` milliseconds apart, as a
 model generating tokens does: each event then reaches the client in a read of its own, and the
-client pays for one wake-up per token. Only streaming requests are supported.
+client pays for one wake-up per token. Only streaming requests are supported. As in OpenAI's
+API, the usage chunk (``"choices": []``) is sent only to a request that asks for it with
+``"stream_options": {"include_usage": true}``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import threading
 from functools import cache
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 CHAT_PATH = "/v1/chat/completions"
 _MODEL_RE = re.compile(r"bench-(\d+)(?:-p(\d+)|-e(\d+))?")
@@ -61,12 +64,12 @@ def _event(choices: str, usage: str = "") -> bytes:
 
 
 @cache
-def render_body(chunks: int) -> tuple[bytes, bytes]:
+def render_body(chunks: int, usage: bool = True) -> tuple[bytes, bytes]:
     """The SSE body of a ``chunks``-chunk stream, split after its first event.
 
-    The events are those of OpenAI's API with ``stream_options.include_usage``: content
-    chunks, one chunk with the finish reason, one usage chunk with ``"choices": []``, then
-    ``[DONE]``.
+    The events are those of OpenAI's API: content chunks, one chunk with the finish reason,
+    then (``usage``, when the request has ``stream_options.include_usage``) one usage chunk
+    with ``"choices": []``, then ``[DONE]``.
     """
     events = [
         _event(
@@ -75,12 +78,13 @@ def render_body(chunks: int) -> tuple[bytes, bytes]:
         for i in range(chunks)
     ]
     events.append(_event('[{"index":0,"delta":{},"finish_reason":"stop"}]'))
-    usage = {
-        "prompt_tokens": _PROMPT_TOKENS,
-        "completion_tokens": chunks,
-        "total_tokens": _PROMPT_TOKENS + chunks,
-    }
-    events.append(_event("[]", ',"usage":' + json.dumps(usage, separators=(",", ":"))))
+    if usage:
+        counts = {
+            "prompt_tokens": _PROMPT_TOKENS,
+            "completion_tokens": chunks,
+            "total_tokens": _PROMPT_TOKENS + chunks,
+        }
+        events.append(_event("[]", ',"usage":' + json.dumps(counts, separators=(",", ":"))))
     events.append(b"data: [DONE]\n\n")
     return events[0], b"".join(events[1:])
 
@@ -114,7 +118,7 @@ async def _respond(request_line: bytes, body: bytes, writer: asyncio.StreamWrite
     if not request.get("stream"):
         writer.write(_error("400 Bad Request", "the benchmark server only streams"))
         return
-    first, rest = render_body(int(match[1]))
+    first, rest = render_body(int(match[1]), _wants_usage(request))
     writer.write(_head("200 OK", "text/event-stream", len(first) + len(rest)) + first)
     if match[3]:
         await _write_paced(writer, rest, int(match[3]) / 1000)
@@ -125,6 +129,12 @@ async def _respond(request_line: bytes, body: bytes, writer: asyncio.StreamWrite
         await asyncio.sleep(int(match[2]) / 1000)
     writer.write(rest)
     await writer.drain()
+
+
+def _wants_usage(request: dict[str, Any]) -> bool:
+    # OpenAI's rule: the usage chunk only for `"stream_options": {"include_usage": true}`.
+    options = request.get("stream_options")
+    return isinstance(options, dict) and options.get("include_usage") is True
 
 
 async def _write_paced(writer: asyncio.StreamWriter, events: bytes, every_s: float) -> None:
@@ -176,7 +186,8 @@ def main() -> None:
     request waits for a body to be rendered.
     """
     for size in sys.argv[1:]:
-        render_body(int(size))
+        for usage in (True, False):  # positional, as _respond calls it: the cache's key
+            render_body(int(size), usage)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))

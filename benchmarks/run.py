@@ -1,4 +1,5 @@
-"""Client CPU benchmark of ChatLunar against ChatOpenAI and a raw httpx floor.
+"""Client CPU benchmark of ChatLunar against ChatOpenAI, lunar-sdk's ChatLunar and a raw httpx
+floor.
 
     python benchmarks/run.py [--size tiny|full] [--rounds N] [--plot PNG] [--json PATH]
 
@@ -46,7 +47,7 @@ from _server import BenchServer
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 MODES = ("sync", "async")
-ALL_FAMILIES = ("floor", "lunar", "lunar_resilient", "openai")
+ALL_FAMILIES = ("floor", "lunar", "lunar_resilient", "openai", "vendor")
 Case = tuple[str, dict[str, Any]]  # a client family and the command its worker runs
 
 
@@ -289,7 +290,17 @@ def figure_ttft(bench: Bench, size: Size) -> dict[str, Any]:
 
 def figure_aggregation(bench: Bench, size: Size) -> dict[str, Any]:
     """d. CPU and peak memory of ``invoke(..., stream=True)`` as the answer grows."""
-    families = [f for f in ("floor", "lunar", "openai") if f in bench.workers]
+    families: list[str] = [f for f in ("floor", "lunar", "openai") if f in bench.workers]
+    left_out: dict[str, str] = {}
+    if "vendor" in bench.workers:
+        # lunar-sdk 0.2.0's invoke(..., stream=True) raises TypeError (it passes `stream` to
+        # create() twice; _clients.VendorClient): tried once, untimed, and the family is in
+        # the figure only if it works, else left out with its error (not counted a problem).
+        answer = bench.workers["vendor"].ask(op="aggregate", chunks=size.aggregation[0])
+        if answer["error"]:
+            left_out["vendor"] = f"invoke(..., stream=True) failed: {answer['error']}"
+        else:
+            families.append("vendor")
     cases: list[Case] = [
         (family, {"op": "aggregate", "chunks": chunks})
         for chunks in size.aggregation
@@ -318,26 +329,30 @@ def figure_aggregation(bench: Bench, size: Size) -> dict[str, Any]:
         for family in families
     }
     largest = {r["client"]: r for r in rows if r["size"] == size.aggregation[-1]}
+    lunar_peak = largest.get("lunar", {}).get("peak_bytes")
     return {
         "unit": "s",
         "sizes": list(size.aggregation),
         "rows": rows,
         "slopes": slopes,
+        "left_out": left_out,
         "lunar_vs_openai_largest": largest["lunar"]["vs_openai"] if "lunar" in largest else None,
         "memory_lunar_vs_openai_largest": ratio(
-            largest.get("lunar", {}).get("peak_bytes"),
-            largest.get("openai", {}).get("peak_bytes"),
+            lunar_peak, largest.get("openai", {}).get("peak_bytes")
+        ),
+        "memory_lunar_vs_floor_largest": ratio(
+            lunar_peak, largest.get("floor", {}).get("peak_bytes")
         ),
     }
 
 
 IMPORTS = {
-    # The baseline of the target. Since langchain-core 1.x this package imports its names
-    # lazily, so it does not load BaseChatModel, which any chat model needs: the next row shows
-    # what that costs, so the import of ChatLunar can be judged against both.
+    # The baseline of `import langchain_lunar`'s target. Since langchain-core 1.x this package
+    # imports its names lazily, so it does not load BaseChatModel, which any chat model needs:
+    # the next row, the baseline of ChatLunar's target, shows what that costs.
     "core": ("langchain_core.language_models", "import langchain_core.language_models"),
     "core_chat": ("BaseChatModel", "from langchain_core.language_models import BaseChatModel"),
-    # The target's own words: `import langchain_lunar` (which imports every public name).
+    # `import langchain_lunar` (which imports every public name).
     "lunar_package": ("langchain_lunar", "import langchain_lunar"),
     "lunar": ("ChatLunar", "from langchain_lunar import ChatLunar"),
     "openai": ("ChatOpenAI", "from langchain_openai import ChatOpenAI"),
@@ -397,15 +412,16 @@ def targets(figures: dict[str, Any]) -> list[Target]:
     """The goals of the optimization, each MET, NOT MET or SKIPPED."""
     per_chunk = figures["per_chunk"]["rows"]
     found: list[Target] = []
-    # The issue's figure is a.; f. checks the same two ratios when tokens arrive one by one.
-    for figure, how in (("per_chunk", ""), ("paced", ", paced")):
+    # The issue's figure is a.; f. checks the two ratios when tokens arrive one by one (its
+    # limits are the earlier goals of a., which the new ones of a. did not replace).
+    for figure, how, vs_openai in (("per_chunk", "", 0.15), ("paced", ", paced", 0.25)):
         for mode in MODES:
             lunar = _find(figures[figure]["rows"], "lunar", mode)
             found.append(
                 Target.check(
                     f"per-chunk CPU {mode}{how}, ChatLunar/ChatOpenAI",
                     _get(lunar, "vs_openai"),
-                    0.25,
+                    vs_openai,
                     "x",
                 )
             )
@@ -417,17 +433,24 @@ def targets(figures: dict[str, Any]) -> list[Target]:
     concurrent = _find(figures["concurrent"]["rows"], "lunar")
     found.append(
         Target.check(
-            "concurrent astream CPU, ChatLunar/ChatOpenAI", _get(concurrent, "vs_openai"), 0.25, "x"
+            "concurrent astream CPU, ChatLunar/ChatOpenAI", _get(concurrent, "vs_openai"), 0.15, "x"
+        )
+    )
+    found.append(
+        Target.check(
+            "concurrent astream CPU, ChatLunar/lunar-sdk ChatLunar",
+            _get(concurrent, "vs_vendor"),
+            0.5,
+            "x",
         )
     )
     for mode in MODES:
         ttft = _find(figures["ttft"]["rows"], "lunar", mode)
         found.append(
-            Target.check(
-                f"TTFT added over floor, {mode}", _get(ttft, "added_ms"), 0.5, "ms", strict=True
-            )
+            Target.check(f"TTFT added over floor, {mode}", _get(ttft, "added_ms"), 0.25, "ms")
         )
     aggregation = figures["aggregation"]
+    largest = f"{aggregation['sizes'][-1]:,} chunks"
     found.append(
         Target.check(
             "aggregation log-log slope, ChatLunar", aggregation["slopes"].get("lunar"), 1.1, ""
@@ -435,26 +458,25 @@ def targets(figures: dict[str, Any]) -> list[Target]:
     )
     found.append(
         Target.check(
-            f"aggregation CPU at {aggregation['sizes'][-1]:,} chunks, ChatLunar/ChatOpenAI",
+            f"aggregation CPU at {largest}, ChatLunar/ChatOpenAI",
             aggregation["lunar_vs_openai_largest"],
-            0.3,
+            0.2,
             "x",
         )
     )
-    package = next(r for r in figures["import"]["rows"] if r["client"] == "lunar_package")
     found.append(
         Target.check(
-            "cold import, `import langchain_lunar` over langchain_core",
-            package["added_ms"],
-            30,
-            "ms",
+            f"aggregation peak memory at {largest}, ChatLunar/floor",
+            aggregation["memory_lunar_vs_floor_largest"],
+            1.25,
+            "x",
         )
     )
     found.append(
         Target.check(
-            "cold import, ChatLunar over langchain_core",
-            figures["import"]["lunar_over_core_ms"],
-            30,
+            "cold import, ChatLunar over BaseChatModel",
+            figures["import"]["lunar_over_base_chat_model_ms"],
+            40,
             "ms",
         )
     )
@@ -516,7 +538,14 @@ def metadata_of_run(
         "cpus": os.cpu_count(),
         "versions": {
             p: _version(p)
-            for p in ("langchain-lunar", "langchain-core", "langchain-openai", "openai", "httpx")
+            for p in (
+                "langchain-lunar",
+                "langchain-core",
+                "langchain-openai",
+                "openai",
+                "lunar-sdk",
+                "httpx",
+            )
         },
     }
 
@@ -576,6 +605,8 @@ def _print_tables(figures: dict[str, Any], size: Size, rounds: int) -> None:
         for f, s in figures["aggregation"]["slopes"].items()
     )
     tables[3] += f"\nlog-log slope of CPU against chunks: {slopes}"
+    for family, reason in figures["aggregation"]["left_out"].items():
+        tables[3] += f"\n{LABELS[family]} left out: {reason}"
     print("\n\n".join(tables))
 
 
@@ -589,6 +620,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--skip-openai",
         action="store_true",
         help="leave ChatOpenAI out, as when langchain-openai is not installed",
+    )
+    parser.add_argument(
+        "--skip-vendor",
+        action="store_true",
+        help="leave lunar-sdk's ChatLunar out, as when lunar-sdk is not installed",
     )
     args = parser.parse_args(argv)
     if args.rounds < 1:
@@ -607,6 +643,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         skipped["openai"] = "--skip-openai"
     elif importlib.util.find_spec("langchain_openai") is None:
         skipped["openai"] = "langchain-openai is not installed"
+    if args.skip_vendor:
+        skipped["vendor"] = "--skip-vendor"
+    elif _version("lunar-sdk") is None:
+        skipped["vendor"] = "lunar-sdk is not installed"
     families = [f for f in families if f not in skipped]
 
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
@@ -628,7 +668,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             bench = Bench(workers, args.rounds)
             log("warming up")
             for family in workers:
-                bench.ask("warm-up", family, {"op": "warmup", "streams": size.concurrent_streams})
+                # lunar-sdk's aggregate fails (figure_aggregation): its warm-up leaves it out.
+                command = {"streams": size.concurrent_streams, "aggregate": family != "vendor"}
+                bench.ask("warm-up", family, {"op": "warmup", **command})
             figures["per_chunk"] = figure_per_chunk(bench, size.per_chunk)
             figures["concurrent"] = figure_concurrent(bench, size)
             figures["ttft"] = figure_ttft(bench, size)
@@ -657,16 +699,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         + f", {meta['started_utc']}\n{meta['cpu']} x{meta['cpus']}, Python {meta['python']}, "
         f"size {args.size}, {args.rounds} rounds, {meta['duration_s']} s\n"
+        + ", ".join(f"{p} {v or 'not installed'}" for p, v in meta["versions"].items())
+        + "\n"
     )
     for family, reason in skipped.items():
         print(f"{LABELS[family]} skipped: {reason}")
     _print_tables(figures, size, args.rounds)
     print()
     print(format_summary(found, "Summary of targets (a snapshot: timings vary with the machine)"))
-    over_chat = figures["import"]["lunar_over_base_chat_model_ms"]
+    over_core = figures["import"]["lunar_over_core_ms"]
     print(
-        f"  (for reference: ChatLunar's import minus that of BaseChatModel alone, which "
-        f"`import langchain_core.language_models` does not load: {over_chat:.1f} ms)"
+        f"  (for reference: ChatLunar's import minus that of `import "
+        f"langchain_core.language_models`, which does not load BaseChatModel: {over_core:.1f} ms)"
     )
     if bench.problems:
         print("\nPROBLEMS (wrong texts or errors):")

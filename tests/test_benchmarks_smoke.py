@@ -20,6 +20,7 @@ import pytest
 RUN = Path(__file__).resolve().parent.parent / "benchmarks" / "run.py"
 FIGURES = {"per_chunk", "concurrent", "ttft", "aggregation", "import", "paced"}
 HAVE_OPENAI = importlib.util.find_spec("langchain_openai") is not None
+HAVE_VENDOR = importlib.util.find_spec("lunar") is not None  # lunar-sdk
 
 
 def run_tiny(tmp_path: Path, *extra: str) -> tuple[str, dict[str, Any]]:
@@ -59,14 +60,23 @@ def test_tiny_suite_runs_and_every_text_is_exact(tmp_path: Path) -> None:
         assert "openai" in clients
     else:
         assert "ChatOpenAI skipped" in stdout
+    if HAVE_VENDOR:
+        assert "vendor" in clients
+        for figure in ("per_chunk", "concurrent", "ttft"):
+            assert any(row["client"] == "vendor" for row in results["figures"][figure]["rows"])
+    else:
+        assert "lunar-sdk ChatLunar skipped" in stdout
 
 
-@pytest.mark.skipif(not HAVE_OPENAI, reason="the test above already ran without ChatOpenAI")
-def test_tiny_suite_runs_without_chatopenai(tmp_path: Path) -> None:
-    stdout, results = run_tiny(tmp_path, "--skip-openai")
+@pytest.mark.skipif(
+    not (HAVE_OPENAI or HAVE_VENDOR), reason="the test above already ran without either"
+)
+def test_tiny_suite_runs_without_chatopenai_and_lunar_sdk(tmp_path: Path) -> None:
+    stdout, results = run_tiny(tmp_path, "--skip-openai", "--skip-vendor")
 
     assert "ChatOpenAI skipped" in stdout
-    assert "openai" not in results["meta"]["clients"]
+    assert "lunar-sdk ChatLunar skipped" in stdout
+    assert not {"openai", "vendor"} & set(results["meta"]["clients"])
     assert_every_text_exact(results)
 
 
@@ -78,7 +88,12 @@ def test_paced_streams_arrive_one_event_per_read() -> None:
     finally:
         sys.path.remove(str(RUN.parent))
     with BenchServer() as server, httpx.Client() as client:
-        body = {"model": model_name(20, every_ms=1), "messages": [], "stream": True}
+        body = {
+            "model": model_name(20, every_ms=1),
+            "messages": [],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
         url = f"{server.base_url}/chat/completions"
         with client.stream("POST", url, json=body) as response:
             reads = list(response.iter_raw())
@@ -91,6 +106,33 @@ def test_paced_streams_arrive_one_event_per_read() -> None:
         if e != b"data: [DONE]" and json.loads(e[6:])["choices"]
     )
     assert text == expected_text(20)
+
+
+@pytest.mark.parametrize("options", [None, {"include_usage": False}, {"include_usage": True}])
+def test_the_usage_chunk_only_when_the_request_asks_for_it(options: Any) -> None:
+    # As OpenAI's API does; lunar-sdk's ChatLunar does not ask, and fails on `"choices": []`.
+    sys.path.insert(0, str(RUN.parent))
+    try:
+        from _server import BenchServer, expected_text, model_name
+    finally:
+        sys.path.remove(str(RUN.parent))
+    body: dict[str, Any] = {"model": model_name(5), "messages": [], "stream": True}
+    if options is not None:
+        body["stream_options"] = options
+    with BenchServer() as server:
+        response = httpx.post(f"{server.base_url}/chat/completions", json=body)
+    lines = [line[6:] for line in response.text.split("\n\n") if line.startswith("data: ")]
+    assert lines[-1] == "[DONE]"
+    chunks = [json.loads(line) for line in lines[:-1]]
+    usage = [chunk for chunk in chunks if "usage" in chunk]
+    if options == {"include_usage": True}:
+        assert usage == [chunks[-1]]  # the last chunk before [DONE]
+        assert usage[0]["choices"] == []
+    else:
+        assert usage == []
+        assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
+    assert text == expected_text(5)
 
 
 def test_the_fleet_figure_runs_and_the_shared_store_spares_the_cooling_model(
