@@ -9,10 +9,9 @@ that adds a tracked object to every chunk fails here, whatever the machine's spe
 from __future__ import annotations
 
 import gc
+import json
 from collections import Counter
 from typing import Any
-
-import json
 
 import pytest
 from langchain_core.callbacks import BaseCallbackHandler
