@@ -30,6 +30,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -98,17 +99,35 @@ if events:
 """
 
 
-def measure(python: str, mode: str, events: int, tree: str | None) -> int:
-    """The instructions callgrind counts for ``PROGRAM`` in a fresh ``python``."""
+def _environment(tree: str | None) -> tuple[dict[str, str], str]:
+    """The environment and working directory of a measured interpreter."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONHASHSEED"] = "0"
     if tree:
         env["PYTHONPATH"] = tree
+    # `python -c` puts its working directory first on sys.path: run in the tree measured, or
+    # where no checkout is, so that the package comes from the tree or the installation.
+    return env, tree or tempfile.gettempdir()
+
+
+def measured_package(python: str, tree: str | None) -> str:
+    """Where the package that the measured interpreter imports lives."""
+    env, cwd = _environment(tree)
+    where = subprocess.run(
+        [python, "-c", WHERE], env=env, cwd=cwd, capture_output=True, text=True, check=True
+    )
+    return str(Path(where.stdout.strip()).parent)
+
+
+def measure(python: str, mode: str, events: int, tree: str | None) -> int:
+    """The instructions callgrind counts for ``PROGRAM`` in a fresh ``python``."""
+    env, cwd = _environment(tree)
     argv = [python, "-c", PROGRAM, mode, str(events)]
-    subprocess.run(argv, env=env, check=True)  # writes the bytecode caches first
+    subprocess.run(argv, env=env, cwd=cwd, check=True)  # writes the bytecode caches first
     run = subprocess.run(
         ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv],
         env=env,
+        cwd=cwd,
         capture_output=True,
         text=True,
     )
@@ -125,6 +144,7 @@ from importlib import metadata
 names = {d.metadata["Name"].lower().replace("_", "-"): d.version for d in metadata.distributions()}
 print(json.dumps({"python": platform.python_version(), "packages": names}))
 """
+WHERE = "import langchain_lunar; print(langchain_lunar.__file__)"
 
 
 def pinned_differences(python: str) -> list[str]:
@@ -168,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
         help="exit 2 unless --python runs the pinned environment (CI)",
     )
     args = parser.parse_args(argv)
+    if args.tree:
+        args.tree = str(Path(args.tree).resolve())
+    print(f"Measuring {measured_package(args.python, args.tree)} with {args.python}", flush=True)
     differences = pinned_differences(args.python)
     if differences:
         print("Not the pinned environment (benchmarks/guard-requirements.txt):")

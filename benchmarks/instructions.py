@@ -23,6 +23,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 
 BASELINE = "from langchain_core.language_models import BaseChatModel"
 IMPORT = BASELINE + "; from langchain_lunar import ChatLunar"
@@ -47,11 +48,15 @@ def instructions(python: str, code: str, tree: str | None, *args: str) -> int:
     env["PYTHONHASHSEED"] = "0"
     if tree:
         env["PYTHONPATH"] = tree
-    subprocess.run([python, "-c", code, *args], env=env, check=True)  # caches the bytecode
+    # `python -c` puts its working directory first on sys.path: run in the tree measured (or
+    # outside any checkout), else a checkout in the working directory would be measured instead.
+    cwd = tree or tempfile.gettempdir()
+    subprocess.run([python, "-c", code, *args], env=env, cwd=cwd, check=True)  # caches bytecode
     valgrind = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
     run = subprocess.run(
         [*valgrind, python, "-c", code, *args],
         env=env,
+        cwd=cwd,
         capture_output=True,
         text=True,
         check=True,
@@ -68,7 +73,7 @@ def main() -> None:
     parser.add_argument("--python", default=sys.executable)
     parser.add_argument("--tree", action="append", default=[])
     args = parser.parse_args()
-    for tree in args.tree or [None]:
+    for tree in [str(os.path.abspath(t)) for t in args.tree] or [None]:
         label = tree or "installed"
         if args.what == "import":
             added = instructions(args.python, IMPORT, tree) - instructions(
