@@ -188,8 +188,11 @@ def main(argv: list[str] | None = None) -> int:
         help="exit 2 unless --python runs the pinned environment (CI)",
     )
     args = parser.parse_args(argv)
+    # Absolute, since the measured interpreters run elsewhere; a venv's python is a link that
+    # must not be resolved, or the venv would be left.
+    args.python = os.path.abspath(args.python)
     if args.tree:
-        args.tree = str(Path(args.tree).resolve())
+        args.tree = os.path.abspath(args.tree)
     print(f"Measuring {measured_package(args.python, args.tree)} with {args.python}", flush=True)
     differences = pinned_differences(args.python)
     if differences:
