@@ -68,6 +68,33 @@ class StreamEvent:
 _END = object()
 
 
+class _Transcript:
+    """One run's text, or its thinking, as the pieces that came.
+
+    Events that carry "all the text so far" share these pieces and join them when they are
+    handed to the consumer, so that a token costs one ``append`` and events waiting in the
+    queue hold no copy of the text each.
+    """
+
+    __slots__ = ("_joined", "_joined_count", "pieces", "so_far")
+
+    def __init__(self) -> None:
+        self.pieces: list[str] = []
+        self.so_far = ""  # kept only for on_content / on_reasoning, which take it at once
+        self._joined = ""
+        self._joined_count = 0
+
+    def joined(self, count: int) -> str:
+        """The first ``count`` pieces joined; called by the one consumer, in order."""
+        if count != self._joined_count:
+            if count > self._joined_count:
+                self._joined += "".join(self.pieces[self._joined_count : count])
+            else:
+                self._joined = "".join(self.pieces[:count])
+            self._joined_count = count
+        return self._joined
+
+
 class LunarStreamHandler(BaseCallbackHandler):
     """Turns model runs into ``StreamEvent``s for functions or an async iterator.
 
@@ -108,8 +135,8 @@ class LunarStreamHandler(BaseCallbackHandler):
         self._on_content = on_content
         self._on_done = on_done
         self._on_error = on_error
-        self._texts: dict[UUID, str] = {}
-        self._reasonings: dict[UUID, str] = {}
+        self._texts: dict[UUID, _Transcript] = {}
+        self._reasonings: dict[UUID, _Transcript] = {}
         self._root: UUID | None = None
         self._lock = threading.Lock()
         # Events that come before events() is called wait for it, unless the handler was given
@@ -133,7 +160,11 @@ class LunarStreamHandler(BaseCallbackHandler):
             item = await self._queue.get()
             if item is _END:
                 return
-            yield item
+            if type(item) is tuple:
+                for event in _token_events(*item):
+                    yield event
+            else:
+                yield item
 
     def close(self) -> None:
         """End ``events()``; call it when the work the handler watched is over."""
@@ -160,7 +191,6 @@ class LunarStreamHandler(BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         self._note_start(run_id, parent_run_id)
-        self._texts[run_id] = ""
 
     def on_chain_start(
         self,
@@ -183,40 +213,59 @@ class LunarStreamHandler(BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         message = chunk.message if isinstance(chunk, ChatGenerationChunk) else None
+        reasoning = ""
         if isinstance(message, AIMessageChunk):
             if self._on_chunk is not None:
                 self._on_chunk(message)
-            if self._listening():
-                self._publish(StreamEvent("chunk", run_id, chunk=message))
             # A text token has neither, so the per-token path costs two lookups more.
             if message.additional_kwargs or type(message.content) is list:
                 reasoning = reasoning_of(message)
-                if reasoning:
-                    self._on_reasoning_piece(run_id, reasoning)
             text: str = str(message.text)  # also right when content is a list of blocks
         else:
+            message = None
             text = token if isinstance(token, str) else ""
-        if text:
-            accumulated = self._texts.get(run_id, "") + text
-            self._texts[run_id] = accumulated
-            if self._on_content is not None:
-                self._on_content(text, accumulated)
-            if self._listening():
-                self._publish(StreamEvent("content", run_id, content=text, text=accumulated))
-
-    def _on_reasoning_piece(self, run_id: UUID, reasoning: str) -> None:
-        accumulated = self._reasonings.get(run_id, "") + reasoning
-        self._reasonings[run_id] = accumulated
-        if self._on_reasoning is not None:
-            self._on_reasoning(reasoning, accumulated)
-        if self._listening():
+        thinking = self._add(self._reasonings, run_id, reasoning, self._on_reasoning)
+        written = self._add(self._texts, run_id, text, self._on_content)
+        if (
+            message is not None or thinking is not None or written is not None
+        ) and self._listening():
+            # One record per token; events() makes its StreamEvents when it hands them out,
+            # and the pieces' counts now say how much of the text each one shows.
             self._publish(
-                StreamEvent("reasoning", run_id, reasoning=reasoning, reasoning_text=accumulated)
+                (
+                    run_id,
+                    message,
+                    reasoning,
+                    thinking,
+                    len(thinking.pieces) if thinking is not None else 0,
+                    text,
+                    written,
+                    len(written.pieces) if written is not None else 0,
+                )
             )
 
+    @staticmethod
+    def _add(
+        transcripts: dict[UUID, _Transcript],
+        run_id: UUID,
+        piece: str,
+        function: Callable[[str, str], None] | None,
+    ) -> _Transcript | None:
+        """Add a piece to the run's transcript and tell ``function``; None for no piece."""
+        if not piece:
+            return None
+        transcript = transcripts.get(run_id)
+        if transcript is None:
+            transcript = transcripts[run_id] = _Transcript()
+        transcript.pieces.append(piece)
+        if function is not None:
+            transcript.so_far += piece
+            function(piece, transcript.so_far)
+        return transcript
+
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
-        streamed = self._texts.pop(run_id, "")
-        streamed_reasoning = self._reasonings.pop(run_id, "")
+        streamed = _whole(self._texts.pop(run_id, None))
+        streamed_reasoning = _whole(self._reasonings.pop(run_id, None))
         generation = (
             response.generations[0][0] if response.generations and response.generations[0] else None
         )
@@ -289,3 +338,28 @@ class LunarStreamHandler(BaseCallbackHandler):
             queue.put_nowait(item)
         else:  # a run in another thread: hand the event to the consumer's loop
             loop.call_soon_threadsafe(queue.put_nowait, item)
+
+
+def _whole(transcript: _Transcript | None) -> str:
+    return "".join(transcript.pieces) if transcript is not None else ""
+
+
+def _token_events(
+    run_id: UUID,
+    message: AIMessageChunk | None,
+    reasoning: str,
+    thinking: _Transcript | None,
+    thinking_count: int,
+    text: str,
+    written: _Transcript | None,
+    written_count: int,
+) -> Iterator[StreamEvent]:
+    """A token's events, in their order: ``chunk``, ``reasoning``, ``content``."""
+    if message is not None:
+        yield StreamEvent("chunk", run_id, chunk=message)
+    if thinking is not None:
+        yield StreamEvent(
+            "reasoning", run_id, reasoning=reasoning, reasoning_text=thinking.joined(thinking_count)
+        )
+    if written is not None:
+        yield StreamEvent("content", run_id, content=text, text=written.joined(written_count))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import tracemalloc
 from typing import Any
 from uuid import uuid4
 
@@ -356,3 +357,44 @@ def test_an_error_while_thinking_reaches_on_error_and_no_thinking_is_left_over()
         mock_model(Recorder(body)).invoke("hi", config={"callbacks": [handler]})
     assert len(errors) == 1
     assert handler._reasonings == {}
+
+
+def _feed(handler: LunarStreamHandler, run_id: Any, pieces: list[str], start: bool = True) -> None:
+    if start:
+        handler.on_chat_model_start({}, [], run_id=run_id)
+    for piece in pieces:
+        message = AIMessageChunk(content=piece)
+        handler.on_llm_new_token(piece, chunk=ChatGenerationChunk(message=message), run_id=run_id)
+
+
+async def test_each_waiting_content_event_shows_the_text_up_to_its_own_token() -> None:
+    # Events wait in the queue while more tokens come; each still shows the text as it was.
+    handler = LunarStreamHandler()
+    run_id = uuid4()
+    _feed(handler, run_id, ["a", "b", "c"])
+    iterator = handler.events()
+    first = [await anext(iterator) for _ in range(2)]
+    _feed(handler, uuid4(), ["x"])  # another run between, with its own text
+    _feed(handler, run_id, ["d"], start=False)
+    handler.close()
+    rest = [event async for event in iterator]
+    contents = [e for e in first + rest if e.kind == "content" and e.run_id == run_id]
+    assert [(e.content, e.text) for e in contents] == [
+        ("a", "a"),
+        ("b", "ab"),
+        ("c", "abc"),
+        ("d", "abcd"),
+    ]
+    assert [e.text for e in first + rest if e.kind == "content" and e.run_id != run_id] == ["x"]
+
+
+def test_waiting_events_hold_no_copy_of_the_text_each() -> None:
+    # 2,000 buffered tokens of 100 characters: a copy of the text so far in each would be 200 MB.
+    handler = LunarStreamHandler()
+    tracemalloc.start()
+    try:
+        _feed(handler, uuid4(), ["x" * 99 + str(i % 10) for i in range(2_000)])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 20_000_000
