@@ -5,6 +5,9 @@ callback handlers. ``langchain_lunar.testing`` holds a local Lunar-compatible se
 offline tests, and ``langchain_lunar.testing.pytest_plugin`` its opt-in pytest fixture.
 """
 
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from langchain_lunar._cooldowns import CooldownStore, InProcessCooldowns, RedisCooldowns
 from langchain_lunar._exceptions import (
     APIConnectionError,
@@ -25,11 +28,41 @@ from langchain_lunar._exceptions import (
     StreamInterruptedError,
     UnprocessableEntityError,
 )
-from langchain_lunar._redis_rate_limiter import RedisRateLimiter
-from langchain_lunar._stream_handler import LunarStreamHandler, StreamEvent
-from langchain_lunar._usage_callback import LunarCallbackHandler, ModelUsage, get_lunar_callback
 from langchain_lunar._version import __version__
 from langchain_lunar.chat_models import ChatLunar
+
+if TYPE_CHECKING:
+    from langchain_lunar._redis_rate_limiter import RedisRateLimiter
+    from langchain_lunar._stream_handler import LunarStreamHandler, StreamEvent
+    from langchain_lunar._usage_callback import (
+        LunarCallbackHandler,
+        ModelUsage,
+        get_lunar_callback,
+    )
+
+# Imported on first use, so that `from langchain_lunar import ChatLunar` does not pay for them.
+_LAZY = {
+    "LunarCallbackHandler": "_usage_callback",
+    "LunarStreamHandler": "_stream_handler",
+    "ModelUsage": "_usage_callback",
+    "RedisRateLimiter": "_redis_rate_limiter",
+    "StreamEvent": "_stream_handler",
+    "get_lunar_callback": "_usage_callback",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'langchain_lunar' has no attribute {name!r}")
+    value = getattr(import_module(f"langchain_lunar.{module}"), name)
+    globals()[name] = value  # later reads find it without calling here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "APIConnectionError",
