@@ -23,8 +23,7 @@ import ssl
 import threading
 import weakref
 from collections.abc import AsyncGenerator, Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import httpx
 
@@ -34,8 +33,7 @@ _Loop = asyncio.AbstractEventLoop
 _Client = TypeVar("_Client", httpx.Client, httpx.AsyncClient)
 
 
-@dataclass(frozen=True, slots=True)
-class PoolKey:
+class PoolKey(NamedTuple):
     """Everything a ChatLunar client is built from; instances with equal keys share clients.
 
     A new connection setting (a proxy, say) must become a field here, so that instances never
@@ -176,23 +174,27 @@ class ClientPool:
         return unheld_sync, unheld, dead
 
 
-@dataclass(slots=True)
 class _Shared(Generic[_Client]):
     """A shared client and how many ``ClientPool`` hold it."""
 
-    client: _Client
-    holders: int = 0
+    __slots__ = ("client", "holders")
+
+    def __init__(self, client: _Client) -> None:
+        self.client: _Client = client
+        self.holders = 0
 
 
-@dataclass(slots=True)
 class _LoopClients:
     """The async clients of one event loop."""
 
-    shared: dict[PoolKey, _Shared[httpx.AsyncClient]] = field(default_factory=dict)
-    # No instance holds these any more; being closed on the loop.
-    retired: set[httpx.AsyncClient] = field(default_factory=set)
-    # Kept referenced: the loop closes it when it shuts down, which closes the clients.
-    closer: AsyncGenerator[None, None] | None = None
+    __slots__ = ("closer", "retired", "shared")
+
+    def __init__(self) -> None:
+        self.shared: dict[PoolKey, _Shared[httpx.AsyncClient]] = {}
+        # No instance holds these any more; being closed on the loop.
+        self.retired: set[httpx.AsyncClient] = set()
+        # Kept referenced: the loop closes it when it shuts down, which closes the clients.
+        self.closer: AsyncGenerator[None, None] | None = None
 
     def all_clients(self) -> list[httpx.AsyncClient]:
         return [*(s.client for s in self.shared.values()), *self.retired]

@@ -17,8 +17,7 @@ import threading
 import time
 import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 from ._redis_client import NOT_ASKED, RedisLink, RedisStore, require_redis
 
@@ -155,8 +154,7 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_renew_locks)
 
 
-@dataclass(frozen=True, slots=True)
-class CooldownScope:
+class CooldownScope(NamedTuple):
     """One call's view of a store: its keys name the call's ``base_url`` and API key."""
 
     store: CooldownStore

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from langchain_core.messages import (
     AIMessage,
@@ -72,8 +71,7 @@ REASONING_FIELDS = ("reasoning_content", "reasoning_details")
 """The fields of an assistant message that carry its reasoning back to its model."""
 
 
-@dataclass(frozen=True, slots=True)
-class ReturnedReasoning:
+class ReturnedReasoning(NamedTuple):
     """The converted messages without reasoning, and the reasoning that assistant messages
     with tool calls send back, each only to the model that produced it.
 

@@ -17,8 +17,7 @@ import threading
 import time
 import weakref
 from collections.abc import AsyncGenerator, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
 
 from ._loop_end import close_at_shutdown
 
@@ -291,8 +290,7 @@ class RedisStore:
         return self
 
 
-@dataclass(slots=True)
-class _LoopClient:
+class _LoopClient(NamedTuple):
     """An async client built from ``url`` for one event loop, and its scripts."""
 
     client: redis.asyncio.Redis

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.messages import AIMessage, InvalidToolCall, ToolCall
@@ -232,14 +231,20 @@ chunk (or message) that had any, ``{"delta": {...}}`` or ``{"message": {...}}``.
 that langchain-core's chunk addition appends them whatever their types."""
 
 
-@dataclass(slots=True)
 class MessageFields:
-    """The checked parts of one delta or message beyond its text and tool calls."""
+    """The checked parts of one delta or message beyond its text and tool calls.
 
-    reasoning_kwargs: dict[str, Any] = field(default_factory=dict)
-    """What goes in the reasoning chunk's ``additional_kwargs``."""
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    """What goes in the main chunk's ``additional_kwargs``: refusal, annotations, the rest."""
+    Attributes:
+        reasoning_kwargs: What goes in the reasoning chunk's ``additional_kwargs``.
+        kwargs: What goes in the main chunk's ``additional_kwargs``: refusal, annotations,
+            the rest.
+    """
+
+    __slots__ = ("kwargs", "reasoning_kwargs")
+
+    def __init__(self) -> None:
+        self.reasoning_kwargs: dict[str, Any] = {}
+        self.kwargs: dict[str, Any] = {}
 
 
 def message_fields(body: dict[str, Any], *, streamed: bool) -> MessageFields:

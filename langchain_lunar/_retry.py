@@ -30,9 +30,8 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from langchain_lunar._exceptions import APIConnectionError, APIError, LunarError, RateLimitError
 
@@ -53,8 +52,7 @@ _COOLING_STATUSES = frozenset({429, 503})
 _CLOCK_TOLERANCE = 0.1
 
 
-@dataclass(frozen=True)
-class RetrySettings:
+class RetrySettings(NamedTuple):
     """How hard one call tries. See ChatLunar's fields of the same names."""
 
     max_retries: int = 2
@@ -73,11 +71,10 @@ def is_retryable(error: BaseException) -> bool:
     return False
 
 
-@dataclass(frozen=True)
-class _Step:
+class _Step(NamedTuple):
     """What follows one failed attempt: the model to ask next and the wait before it."""
 
-    index: int
+    model_index: int
     wait: float
 
 
@@ -145,7 +142,7 @@ class _Plan:
         """tenacity's ``before_sleep`` hook: record the failure, log it, move to the next step."""
         step = self.next_step(state)
         assert step is not None  # tenacity sleeps only when stop() said go on
-        index, wait = step.index, step.wait
+        index, wait = step
         error = _error_of(state)
         self.record(error, wait=wait, then="retry" if index == self.index else "fallback")
         if index == self.index:

@@ -13,8 +13,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import httpx
 from langchain_core.messages import BaseMessage
@@ -72,8 +71,7 @@ _PER_CALL_FIELDS = frozenset(BODY_FIELDS) | CALL_SETTINGS
 _SECRET_SETTINGS = frozenset({"api_key", "default_headers"})
 
 
-@dataclass(frozen=True, slots=True)
-class ResolvedCall:
+class ResolvedCall(NamedTuple):
     """What one call sends, and how hard it tries."""
 
     request: CompletionRequest

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Generator
-from dataclasses import dataclass, replace
 from time import monotonic
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 import httpx
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
@@ -31,8 +30,7 @@ from langchain_lunar._secrets import Secrets, redact
 from langchain_lunar._streaming import StreamAssembler
 
 
-@dataclass(frozen=True, slots=True)
-class CompletionRequest:
+class CompletionRequest(NamedTuple):
     """Everything needed to send one ``POST /chat/completions``."""
 
     url: str
@@ -57,7 +55,7 @@ class CompletionRequest:
         body = {**self.body, "model": model}
         if self.returned_reasoning is not None:
             body["messages"] = self.returned_reasoning.messages_for(model)
-        return replace(self, body=body, model=model, failed_attempts=failed_attempts)
+        return self._replace(body=body, model=model, failed_attempts=failed_attempts)
 
 
 def stream_completion(
