@@ -10,6 +10,8 @@ import pytest
 
 from langchain_lunar.testing import RedisServer
 
+from .raw_server import RawServers
+
 
 @pytest.fixture
 def redis_server() -> Iterator[RedisServer]:
@@ -32,3 +34,12 @@ def _fresh_cooldowns() -> Iterator[None]:
     default_cooldowns().clear()
     yield
     default_cooldowns().clear()
+
+
+@pytest.fixture
+def raw_server() -> Iterator[RawServers]:
+    """Raw socket servers on 127.0.0.1 that send exactly the bytes a test gives
+    (``tests/raw_server.py``): ``raw_server.start(Answer([...]))``."""
+    servers = RawServers()
+    yield servers
+    servers.close()
