@@ -86,6 +86,9 @@ def _client_env() -> dict[str, str]:
         upper = name.upper()
         if upper.endswith("_PROXY") or upper.startswith(("LANGSMITH_", "LANGCHAIN_")):
             del env[name]
+    # An installed package has its bytecode compiled (pip does it); without this, a checkout
+    # run with PYTHONDONTWRITEBYTECODE set would compile every changed module at each import.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
 
 
