@@ -68,9 +68,9 @@ class LunarCallbackHandler(BaseCallbackHandler):
 
     def _count_failures(self, failed: Any) -> None:
         for attempt in failed:
-            usage = self._model(attempt["model"])
             if attempt.get("error") == _COOLING_DOWN:
                 continue  # skipped or waited for while it cooled down: nothing was sent
+            usage = self._model(attempt["model"])
             usage.requests += 1
             if attempt.get("then") == "retry":
                 usage.retries += 1
