@@ -16,6 +16,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from langchain_lunar import (
     APIError,
@@ -146,6 +148,8 @@ async def test_max_cooldown_caps_the_cooldown_and_may_be_given_per_call(way: Cal
 
 @pytest.mark.parametrize("value", [-1, math.inf, math.nan, "long"])
 def test_max_cooldown_must_be_a_finite_number_of_seconds(value: Any) -> None:
+    assert ChatLunar(model="m", api_key="k", max_cooldown=0.5).max_cooldown == 0.5
+    assert ChatLunar(model="m", api_key="k").max_cooldown == 300
     with pytest.raises(ValueError, match="max_cooldown"):
         ChatLunar(model="m", api_key="k", max_cooldown=value)
 
@@ -524,3 +528,54 @@ async def test_retries_and_fallbacks_log_and_record_no_key(
     assert "Falling back" in caplog.text
     for text in (caplog.text, repr(attempts)):
         assert "canary" not in text
+
+
+# --- Any error answer at all ---------------------------------------------------------------------
+
+ANY_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text()
+    | st.sampled_from([CANARY, f"x {CANARY} y", "9" * 5000, "server_error", "Mon, 01 Jan 9999"]),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(["error", "message", "code", "type", "detail", "retry_after", CANARY])
+            | st.text(max_size=4),
+            inner,
+            max_size=4,
+        )
+    ),
+    max_leaves=12,
+)
+HEADER_TEXT = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=40) | (
+    st.sampled_from([FAR_DATE, FAR_OFFSET, "1e308", "-1", "nan", "inf", "1" + "0" * 400])
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    status_code=st.integers(400, 599),
+    body=ANY_JSON,
+    retry_after=HEADER_TEXT,
+    reason=HEADER_TEXT,
+)
+def test_any_error_answer_is_a_masked_api_error_of_its_status(
+    status_code: int, body: Any, retry_after: str, reason: str
+) -> None:
+    content = json.dumps(body).encode() if not isinstance(body, str) else body.encode()
+    headers = {"retry-after": retry_after, "retry-after-ms": retry_after, "x-request-id": CANARY}
+    error = error_from_response(
+        status_code, content, headers, reason=reason + CANARY, secrets=(CANARY,)
+    )
+    assert isinstance(error, APIError)
+    assert error.status_code == status_code
+    assert error.retry_after is None or 0 <= error.retry_after < math.inf
+    assert_masked(error)
+    json.dumps(error.body)
+
+    event = error_from_event({"error": body}, secrets=(CANARY,))
+    assert isinstance(event, APIError)
+    assert_masked(event)
