@@ -154,11 +154,11 @@ def response_metadata(
             if _is_amount(value):
                 metadata[field] = value
             else:
+                # Neither the value nor the model the server named: server text may hold
+                # anything, the key included, and this function has no secrets to mask.
                 logger.warning(
-                    "Ignoring usage.%s of the answer from %s: %s, not a finite, non-negative "
-                    "number",
+                    "Ignoring usage.%s of an answer: %s, not a finite, non-negative number",
                     field,
-                    model_name,
                     _kind(value),
                 )
     if failed_attempts:

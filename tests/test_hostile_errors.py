@@ -33,6 +33,7 @@ from langchain_lunar import (
 )
 from langchain_lunar._error_mapping import error_from_event, error_from_response, parse_retry_after
 from langchain_lunar._json import loads
+from langchain_lunar._secrets import MASK, TOO_DEEP, redact_cut, redact_deep
 from langchain_lunar.testing import RedisServer
 
 from .calls import STREAMING, CallWay, all_ways, answer, call, streaming_ways
@@ -579,3 +580,25 @@ def test_any_error_answer_is_a_masked_api_error_of_its_status(
     event = error_from_event({"error": body}, secrets=(CANARY,))
     assert isinstance(event, APIError)
     assert_masked(event)
+
+
+def test_redact_cut_masks_before_it_cuts() -> None:
+    text = "x" * 295 + CANARY + " tail"
+    assert redact_cut(text, (CANARY,), 300) == "x" * 295 + "*****..."
+    assert redact_cut("short", (CANARY,), 300) == "short"
+
+
+def test_redact_deep_masks_keys_and_values_and_bounds_the_depth() -> None:
+    value = {CANARY: [CANARY, {"k": f"a{CANARY}b", "n": 1.5}], "deep": [[[["x"]]]]}
+    masked, truncated = redact_deep(value, (CANARY,), max_depth=4)
+    assert masked == {MASK: [MASK, {"k": f"a{MASK}b", "n": 1.5}], "deep": [[[TOO_DEEP]]]}
+    assert truncated
+    assert value[CANARY][0] == CANARY  # a copy: the original is left as it was
+    assert redact_deep(nested_value(100_000), (), max_depth=3)[1]  # no recursion, any depth
+
+
+def nested_value(depth: int) -> Any:
+    value: Any = "x"
+    for _ in range(depth):
+        value = [value]
+    return value
