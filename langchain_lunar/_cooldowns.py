@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import threading
 import time
@@ -42,8 +43,9 @@ class CooldownStore(Protocol):
 
     A store keeps the later of two coolings of one key, and must never raise: a store that
     cannot reach its backend answers from what it knows (or None), so a call never fails for
-    it. The sync methods serve ``invoke`` and ``stream``, the async ones ``ainvoke`` and
-    ``astream``, and must not block the event loop.
+    it. ChatLunar records no cooldown longer than its ``max_cooldown``; the stores here also
+    ignore an end that is not a finite number. The sync methods serve ``invoke`` and
+    ``stream``, the async ones ``ainvoke`` and ``astream``, and must not block the event loop.
     """
 
     def until(self, key: str) -> float | None:
@@ -96,6 +98,8 @@ class InProcessCooldowns:
 
     def cool(self, key: str, until: float) -> None:
         """Record that ``key`` cools down until ``until``, unless it already does until later."""
+        if not math.isfinite(until):  # inf or NaN would cool for ever, or never end
+            return
         with self._lock:
             current = self._until.get(key)
             if current is None or until > current:
@@ -207,6 +211,10 @@ return string.format('%.6f', ends - now)
 
 _COOL_SCRIPT, _LEFT_SCRIPT = 0, 1  # their indexes in the link's scripts
 
+# The longest wait sent to Redis: its expiry (PX) must be an integer of milliseconds that
+# Redis can add to its clock, and an error there would count as Redis being down.
+_LONGEST_WAIT = 366 * 86400.0
+
 
 class RedisCooldowns(RedisStore):
     """Cooldowns in Redis, shared by every process and machine that uses the same Redis.
@@ -289,9 +297,9 @@ class RedisCooldowns(RedisStore):
         clock), unless it already does until later."""
         full = self.prefix + key
         _PROCESS_COOLDOWNS.cool(full, until)
-        wait = until - time.time()
-        if wait > 0 and self._can_run_sync():
-            self._link.run(_COOL_SCRIPT, [full], [f"{wait:.6f}"])
+        wait = _redis_wait(until)
+        if wait is not None and self._can_run_sync():
+            self._link.run(_COOL_SCRIPT, [full], [wait])
 
     async def auntil(self, key: str) -> float | None:
         """Async ``until``."""
@@ -305,9 +313,9 @@ class RedisCooldowns(RedisStore):
         """Async ``cool``."""
         full = self.prefix + key
         _PROCESS_COOLDOWNS.cool(full, until)
-        wait = until - time.time()
-        if wait > 0:
-            await self._link.arun(_COOL_SCRIPT, [full], [f"{wait:.6f}"])
+        wait = _redis_wait(until)
+        if wait is not None:
+            await self._link.arun(_COOL_SCRIPT, [full], [wait])
 
     def __repr__(self) -> str:
         # Not the URL: it may hold a password.
@@ -326,9 +334,25 @@ class RedisCooldowns(RedisStore):
         return False
 
 
+def _redis_wait(until: float) -> str | None:
+    """The seconds from now to ``until`` as the cooling script takes them; None when there is
+    nothing to record (an end past, or not a finite number)."""
+    wait = until - time.time()
+    if not wait > 0 or not math.isfinite(wait):
+        return None
+    return f"{min(wait, _LONGEST_WAIT):.6f}"
+
+
 def _ends(left: bytes | str | None) -> float | None:
-    """The end of a cooldown by this machine's clock, from the seconds Redis says are left."""
-    return time.time() + float(left) if left is not None else None
+    """The end of a cooldown by this machine's clock, from the seconds Redis says are left
+    (None for a value no client of ours wrote)."""
+    if left is None:
+        return None
+    try:
+        ends = time.time() + float(left)
+    except (TypeError, ValueError):
+        return None
+    return ends if math.isfinite(ends) else None
 
 
 def _later(first: float | None, second: float | None) -> float | None:

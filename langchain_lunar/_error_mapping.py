@@ -34,7 +34,7 @@ from langchain_lunar._exceptions import (
     UnprocessableEntityError,
 )
 from langchain_lunar._json import loads
-from langchain_lunar._secrets import MASK, Secrets, redact
+from langchain_lunar._secrets import MASK, Secrets, redact, redact_deep
 
 _BY_STATUS: dict[int, type[APIError]] = {
     400: BadRequestError,
@@ -79,6 +79,18 @@ _RETRY_AFTER_HEADERS = (
 
 _SNIPPET_CHARS = 500
 
+# Error bodies nest a few levels (FastAPI's validation errors: four); deeper levels are left out
+# of ``APIError.body``, so that no ``repr``, ``json.dumps`` or ``pickle`` of an error can
+# exhaust the stack.
+_MAX_BODY_DEPTH = 32
+_TOO_DEEP_NOTE = (
+    f" (the error body is nested more than {_MAX_BODY_DEPTH} levels deep; "
+    "the deeper levels are left out of error.body)"
+)
+# An HTTP status has three digits; a longer run of digits in an error event's code is none
+# (and int() refuses strings of more than 4300 digits).
+_STATUS_DIGITS = 3
+
 
 def error_from_response(
     status_code: int,
@@ -88,37 +100,47 @@ def error_from_response(
     reason: str = "",
     secrets: Secrets = (),
 ) -> APIError:
-    """Build the error for an HTTP response whose status is 400 or above."""
+    """Build the error for an HTTP response whose status is 400 or above.
+
+    Whatever the body, the reason phrase and the headers hold, this returns the error of the
+    status: a part that cannot be read (a header that is no wait, a body nested too deeply) is
+    left out, never raised. Every text in it is masked (see ``_readable``).
+    """
     for secret in secrets:
         content = content.replace(secret.encode(), MASK.encode())
-    body = _parse_body(content)
-    message = _message_from_body(body) or reason or f"HTTP {status_code}"
+    body, nested_too_deeply = _readable(_parse_body(content), secrets)
+    message = _message_from_body(body) or redact(reason.strip(), secrets) or f"HTTP {status_code}"
+    if nested_too_deeply:
+        message += _TOO_DEEP_NOTE
+    request_id = headers.get("x-request-id")
     return _build(
         status_code,
         message,
         body,
-        request_id=headers.get("x-request-id"),
+        request_id=redact(request_id, secrets) if request_id else None,
         retry_after=parse_retry_after(headers, body),
     )
 
 
 def error_from_event(payload: Mapping[str, Any], *, secrets: Secrets = ()) -> APIError:
-    """Build the error for ``data: {"error": ...}`` received inside a 200 stream."""
-    if secrets:
-        text = json.dumps(payload)
-        redacted = redact(text, secrets)
-        if redacted != text:
-            payload = json.loads(redacted)
-    error = payload.get("error")
+    """Build the error for ``data: {"error": ...}`` received inside a 200 stream.
+
+    As ``error_from_response``: every text masked, any nesting and any value read without
+    raising.
+    """
+    body, nested_too_deeply = _readable(dict(payload), secrets)
+    error = body.get("error")
     details: Mapping[str, Any] = error if isinstance(error, Mapping) else {}
     status = _status_of_event(details)
-    message = _message_from_body(payload) or "The server sent an error event without a message"
+    message = _message_from_body(body) or "The server sent an error event without a message"
+    if nested_too_deeply:
+        message += _TOO_DEEP_NOTE
     return _build(
         status,
         message,
-        dict(payload),
+        body,
         request_id=None,
-        retry_after=parse_retry_after({}, payload),
+        retry_after=parse_retry_after({}, body),
     )
 
 
@@ -208,8 +230,15 @@ def _parse_body(content: bytes) -> Any:
         return None
     try:
         return loads(content)
-    except ValueError:
+    except ValueError:  # not JSON, or JSON nested too deeply for any parser
         return content.decode("utf-8", errors="replace")
+
+
+def _readable(body: Any, secrets: Secrets) -> tuple[Any, bool]:
+    """``body`` as an error may keep it: every string masked, after parsing (a key spelled with
+    JSON escapes is found too), object keys included; at most ``_MAX_BODY_DEPTH`` levels deep.
+    And whether deeper levels were left out."""
+    return redact_deep(body, secrets, max_depth=_MAX_BODY_DEPTH)
 
 
 def _message_from_body(body: Any) -> str | None:
@@ -241,9 +270,9 @@ def _message_from_body(body: Any) -> str | None:
 def _status_of_event(error: Mapping[str, Any]) -> int | None:
     for key in ("code", "status", "status_code"):
         value = error.get(key)
-        if isinstance(value, int) and not isinstance(value, bool):
+        if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 1000:
             return value
-        if isinstance(value, str) and value.isdigit():
+        if isinstance(value, str) and value.isdigit() and len(value) <= _STATUS_DIGITS:
             return int(value)
     kind = error.get("type") or error.get("code")
     return _STATUS_BY_TYPE.get(kind) if isinstance(kind, str) else None
@@ -259,7 +288,7 @@ def _finite(value: Any) -> float | None:
         return None
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer beyond 1e308
         return None
     return number if math.isfinite(number) and number >= 0 else None
 
@@ -279,8 +308,10 @@ def _header_wait(
 
 
 def _seconds_until(http_date: str) -> float | None:
+    """The seconds until an HTTP date; None for a date that is none, or none a ``datetime``
+    can hold (a year beyond 9999, a time-zone offset of days: OverflowError inside)."""
     try:
         moment = parsedate_to_datetime(http_date)
-    except (TypeError, ValueError):
+        return max(0.0, moment.timestamp() - time.time())
+    except (TypeError, ValueError, OverflowError):
         return None
-    return max(0.0, moment.timestamp() - time.time())

@@ -91,13 +91,18 @@ class APIError(LunarError):
     Attributes:
         message: The server's own explanation, read from the error body.
         status_code: The HTTP status, or the ``code`` of an error event inside a 200 stream.
-        body: The parsed error body (a dict), or its text when it was not JSON.
-        request_id: The server's ``x-request-id`` header, when it sent one.
+        body: The parsed error body (a dict), or its text when it was not JSON. Every string
+            in it (object keys too) has the key masked; levels nested deeper than 32 are
+            replaced by ``"(nested too deeply: left out)"``, so any ``repr``, ``json.dumps``
+            or ``pickle`` of it works.
+        request_id: The server's ``x-request-id`` header, when it sent one, the key masked.
         retry_after: Seconds the server asked the client to wait, from ``retry-after-ms`` or
             ``Retry-After`` (seconds or an HTTP date); else from the same two headers relayed
             by a LiteLLM gateway as ``llm_provider-retry-after-ms`` and
             ``llm_provider-retry-after``; else from the body's ``retry_after``. None when it
-            did not say.
+            did not say, or said something no clock can hold (an HTTP date beyond the year
+            9999, a number beyond a float). A huge wait is kept as said; ChatLunar sleeps at
+            most ``max_retry_wait`` and records a cooldown of at most ``max_cooldown``.
     """
 
     def __init__(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,6 +13,8 @@ from langchain_core.messages.tool import invalid_tool_call, tool_call
 from langchain_core.outputs import ChatGeneration, ChatResult
 
 PROVIDER = "lunar"
+
+logger = logging.getLogger("langchain_lunar")
 
 # Lunar's additions to the OpenAI usage object. They go to response_metadata under these names,
 # because usage_metadata has a fixed, token-only schema.
@@ -52,8 +55,8 @@ class ShapeError(Exception):
 
 
 def check_usage(usage: Any) -> dict[str, Any] | None:
-    """``usage`` if it is an object whose counts and costs are numbers (or absent), None for
-    null or an empty object; raises ``ShapeError`` otherwise."""
+    """``usage`` if it is an object whose token counts are counts (or absent), None for null
+    or an empty object; raises ``ShapeError`` otherwise."""
     if usage is None:
         return None
     if type(usage) is not dict:
@@ -66,10 +69,8 @@ def check_usage(usage: Any) -> dict[str, Any] | None:
             if type(holder) is not dict:
                 raise ShapeError(f"a usage.{holder_name} that is not an object")
             _check_count(holder, name, f"usage.{holder_name}")
-    for name in COST_FIELDS:
-        value = usage.get(name)
-        if value is not None and type(value) not in (int, float):
-            raise ShapeError(f"a usage.{name} that is not a number ({value!r})")
+    # The cost fields are read once, when the answer is whole (``response_metadata``): one
+    # that is no usable number is left out there, with a warning, and fails nothing.
     return usage or None
 
 
@@ -147,11 +148,46 @@ def response_metadata(
         metadata["system_fingerprint"] = system_fingerprint
     if usage:
         for field in COST_FIELDS:
-            if usage.get(field) is not None:
-                metadata[field] = usage[field]
+            value = usage.get(field)
+            if value is None:
+                continue
+            if _is_amount(value):
+                metadata[field] = value
+            else:
+                # Neither the value nor the model the server named: server text may hold
+                # anything, the key included, and this function has no secrets to mask.
+                logger.warning(
+                    "Ignoring usage.%s of an answer: %s, not a finite, non-negative number",
+                    field,
+                    _kind(value),
+                )
     if failed_attempts:
         metadata["failed_attempts"] = list(failed_attempts)
     return metadata
+
+
+def _is_amount(value: Any) -> bool:
+    """Whether a cost (or latency) field holds a number that adds up: finite, non-negative and
+    at most ``LARGEST_AMOUNT``."""
+    if type(value) is float:
+        return 0 <= value <= LARGEST_AMOUNT  # False for NaN and inf too
+    # An int beyond 1e308 is a number float() and every sum of costs cannot take.
+    return type(value) is int and 0 <= value <= LARGEST_AMOUNT
+
+
+LARGEST_AMOUNT = 1e300
+"""The largest cost (or latency) kept: far beyond any real one, and small enough that a sum of
+millions of them is still a finite float."""
+
+
+def _kind(value: Any) -> str:
+    """What an unusable cost is, for a log line: numbers as they are, other values by type
+    only (a string may hold anything, the key included)."""
+    if type(value) is float:
+        return repr(value)
+    if type(value) is int:
+        return repr(value) if abs(value) < 10**20 else "an integer of more than 20 digits"
+    return f"a {type(value).__name__}"
 
 
 def completion_to_result(

@@ -11,7 +11,8 @@ failure what comes next:
 - any other error (400, 401, 403, 404, 422, a malformed answer) is raised at once.
 
 Shared cooldowns (``langchain_lunar._cooldowns``): a 429 or 503 that asks for a wait records
-that its model cools down until then. Before each attempt the plan reads the store: a model
+that its model cools down until then, for at most ``max_cooldown`` seconds (a server's word
+cannot block a model for a year). Before each attempt the plan reads the store: a model
 cooling down is skipped for the next one without a request; the last one is waited for when
 the wait is within ``max_retry_wait``, else a ``RateLimitError`` is raised. A wait the plan
 itself has slept (a retry after the server's ``Retry-After``) is not waited again.
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -34,6 +36,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from langchain_lunar._exceptions import APIConnectionError, APIError, LunarError, RateLimitError
+from langchain_lunar._secrets import Secrets, redact
 
 if TYPE_CHECKING:
     from langchain_core.rate_limiters import BaseRateLimiter
@@ -60,6 +63,7 @@ class RetrySettings(NamedTuple):
     backoff_base: float = 0.5
     backoff_max: float = 8.0
     backoff_jitter: float = 0.5
+    max_cooldown: float = 300.0
 
 
 def is_retryable(error: BaseException) -> bool:
@@ -92,11 +96,13 @@ class _Plan:
         settings: RetrySettings,
         cooldowns: CooldownScope | None = None,
         rate_limiter: BaseRateLimiter | None = None,
+        secrets: Secrets = (),
     ) -> None:
         self.models = models
         self.settings = settings
         self.cooldowns = cooldowns
         self.rate_limiter = rate_limiter
+        self.secrets = secrets  # masked out of every log line and failed_attempts entry
         self.index = 0
         self.retries_used = 0
         self.sent = 0  # requests sent
@@ -153,14 +159,14 @@ class _Plan:
                 wait,
                 self.retries_used,
                 self.settings.max_retries,
-                _describe(error),
+                self._describe(error),
             )
         else:
             logger.warning(
                 "Falling back from %s to %s after %s",
                 self.model,
                 self.models[index],
-                _describe(error),
+                self._describe(error),
             )
             self.index = index
             self.retries_used = 0
@@ -173,8 +179,22 @@ class _Plan:
 
     def record(self, error: BaseException, *, wait: float | None, then: str) -> None:
         self._record(
-            type(error).__name__, getattr(error, "status_code", None), str(error), wait, then
+            type(error).__name__,
+            getattr(error, "status_code", None),
+            redact(str(error), self.secrets),
+            wait,
+            then,
         )
+
+    def _describe(self, error: BaseException) -> str:
+        """``error`` for a log line, masked: ours are already, but nothing else is promised."""
+        status = getattr(error, "status_code", None)
+        text = (
+            f"{type(error).__name__} ({status}): {error}"
+            if status
+            else (f"{type(error).__name__}: {error}")
+        )
+        return redact(text, self.secrets)
 
     def _record(
         self, error: str, status_code: int | None, message: str, wait: float | None, then: str
@@ -201,10 +221,14 @@ class _Plan:
         Raises ``RateLimitError`` when the last model cools down longer than
         ``max_retry_wait``.
         """
-        if until is None:
+        if until is None or math.isnan(until):  # NaN: from a store that is not ours
             return 0.0
         model = self.model
-        left = until - time.time()
+        now = time.time()
+        # A store written by an older client (or not ours) may hold any end: none is waited
+        # for, or reported, beyond max_cooldown.
+        until = min(until, now + self.settings.max_cooldown)
+        left = until - now
         if left <= _CLOCK_TOLERANCE or until <= self._waited.get(model, 0.0) + _CLOCK_TOLERANCE:
             return 0.0
         message = (
@@ -233,7 +257,9 @@ class _Plan:
         asked = error.retry_after
         if not asked or error.status_code not in _COOLING_STATUSES:
             return None
-        until = time.time() + asked
+        # min() also caps what time arithmetic cannot hold (1e308 s, inf, NaN: not >= cap).
+        cap = self.settings.max_cooldown
+        until = time.time() + (asked if asked < cap else cap)
         # A retry on this model comes after exactly that wait: it must not wait again.
         self._waited[self.model] = until
         return until
@@ -269,7 +295,7 @@ def call_with_retries(
     that asks for a wait is recorded; with ``call.rate_limiter``, each request after the first
     takes a token.
     """
-    plan = _Plan(call.models, call.retry, call.cooldowns, call.rate_limiter)
+    plan = _Plan(call.models, call.retry, call.cooldowns, call.rate_limiter, call.request.secrets)
 
     def attempt_now() -> T:
         scope = plan.cooldowns
@@ -317,7 +343,7 @@ async def acall_with_retries(
     sleep: Callable[[float], Awaitable[None]],
 ) -> T:
     """Async twin of ``call_with_retries``: the store's and the limiter's async methods."""
-    plan = _Plan(call.models, call.retry, call.cooldowns, call.rate_limiter)
+    plan = _Plan(call.models, call.retry, call.cooldowns, call.rate_limiter, call.request.secrets)
 
     async def attempt_now() -> T:  # tenacity awaits only coroutine functions, not lambdas
         scope = plan.cooldowns
@@ -397,13 +423,7 @@ def _error_of(state: RetryCallState) -> BaseException:
 
 
 def _clock(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds")
-
-
-def _describe(error: BaseException) -> str:
-    status = getattr(error, "status_code", None)
-    return (
-        f"{type(error).__name__} ({status}): {error}"
-        if status
-        else f"{type(error).__name__}: {error}"
-    )
+    try:
+        return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds")
+    except (OverflowError, ValueError, OSError):  # beyond the year 9999 (or the platform's)
+        return f"{epoch:.0f} (epoch seconds)"

@@ -59,6 +59,61 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
+def redact_cut(text: str, secrets: Iterable[str], limit: int) -> str:
+    """``text`` masked, then cut to ``limit`` characters (with "..." when cut).
+
+    In this order: a secret that crosses the cut would otherwise keep all of it that falls
+    before the cut, which no longer matches the whole secret.
+    """
+    text = redact(text, secrets)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+TOO_DEEP = "(nested too deeply: left out)"
+"""What ``redact_deep`` puts in place of a list or object nested deeper than its bound."""
+
+
+def redact_deep(value: Any, secrets: Iterable[str], *, max_depth: int) -> tuple[Any, bool]:
+    """A copy of the parsed JSON ``value`` with every string in it masked, object keys too;
+    and whether some part nested deeper than ``max_depth`` was replaced by ``TOO_DEEP``.
+
+    Masks the decoded strings, so a secret spelled with JSON escapes (``"sk-\\u0061bc"``) is
+    found too. Walks with a stack, not recursion, so a document nested a thousand levels deep
+    costs no Python stack; the copy is at most ``max_depth`` levels deep, so that ``repr``,
+    ``json.dumps`` and ``pickle`` of it cannot overflow the stack either.
+    """
+    secrets = tuple(secrets)
+    truncated = False
+
+    def leaf(item: Any) -> Any:
+        return redact(item, secrets) if type(item) is str else item
+
+    if type(value) not in (dict, list):
+        return leaf(value), False
+    root: Any = {} if type(value) is dict else []
+    # (source container, its copy, its depth): each container is copied once, its children
+    # pushed in turn.
+    stack: list[tuple[Any, Any, int]] = [(value, root, 1)]
+    while stack:
+        source, copy, depth = stack.pop()
+        items = source.items() if type(source) is dict else enumerate(source)
+        for key, item in items:
+            if type(item) in (dict, list):
+                if depth >= max_depth:
+                    child: Any = TOO_DEEP
+                    truncated = True
+                else:
+                    child = {} if type(item) is dict else []
+                    stack.append((item, child, depth + 1))
+            else:
+                child = leaf(item)
+            if type(copy) is dict:
+                copy[leaf(key)] = child
+            else:
+                copy.append(child)
+    return root, truncated
+
+
 class MaskedHeaders(Mapping[str, str]):
     """Headers given to ``.bind()``: a read-only mapping whose ``repr`` masks secret values.
 

@@ -45,7 +45,14 @@ BODY_FIELDS = (
 )
 """Fields sent in the request body, when set."""
 
-RETRY_FIELDS = ("max_retries", "max_retry_wait", "backoff_base", "backoff_max", "backoff_jitter")
+RETRY_FIELDS = (
+    "max_retries",
+    "max_retry_wait",
+    "backoff_base",
+    "backoff_max",
+    "backoff_jitter",
+    "max_cooldown",
+)
 
 CALL_SETTINGS = frozenset(
     {

@@ -11,6 +11,11 @@ from uuid import UUID
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.outputs import LLMResult
 
+from langchain_lunar._responses import LARGEST_AMOUNT
+
+# failed_attempts' error name of a model that was not asked because it cooled down.
+_COOLING_DOWN = "CoolingDown"
+
 
 @dataclass
 class ModelUsage:
@@ -63,6 +68,8 @@ class LunarCallbackHandler(BaseCallbackHandler):
 
     def _count_failures(self, failed: Any) -> None:
         for attempt in failed:
+            if attempt.get("error") == _COOLING_DOWN:
+                continue  # skipped or waited for while it cooled down: nothing was sent
             usage = self._model(attempt["model"])
             usage.requests += 1
             if attempt.get("then") == "retry":
@@ -117,10 +124,24 @@ class LunarCallbackHandler(BaseCallbackHandler):
 
 
 def _cost(metadata: dict[str, Any]) -> float:
-    total = metadata.get("total_cost_usd")
+    """The answer's cost in USD: ``total_cost_usd``, else input plus output cost.
+
+    ChatLunar leaves out cost fields that are no finite, non-negative number (with a warning);
+    what another source put in the metadata counts only if it is one, so the sum stays
+    finite and non-negative.
+    """
+    total = _amount(metadata.get("total_cost_usd"))
     if total is None:
-        total = (metadata.get("input_cost_usd") or 0) + (metadata.get("output_cost_usd") or 0)
-    return float(total)
+        total = (_amount(metadata.get("input_cost_usd")) or 0.0) + (
+            _amount(metadata.get("output_cost_usd")) or 0.0
+        )
+    return total
+
+
+def _amount(value: Any) -> float | None:
+    if type(value) not in (int, float) or not 0 <= value <= LARGEST_AMOUNT:
+        return None  # not a number (bool and str are none here), NaN, negative, or absurd
+    return float(value)
 
 
 _current: ContextVar[LunarCallbackHandler | None] = ContextVar("lunar_callback", default=None)

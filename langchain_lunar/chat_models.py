@@ -156,6 +156,10 @@ class ChatLunar(BaseChatModel):
     ChatLunar using this store skips that model (same ``base_url`` and key) until the wait is
     over. Default: one ``InProcessCooldowns`` for the whole process; ``RedisCooldowns(...)``
     shares them across processes and machines; None turns sharing off."""
+    max_cooldown: float = Field(default=300.0, ge=0, allow_inf_nan=False)
+    """The longest cooldown in seconds a 429 or 503 records, whatever wait it asks for: a
+    ``Retry-After`` of a year (or of 1e308 s) cools the model for this long. The server's own
+    word stays in the error's ``retry_after``."""
 
     # This instance's share of the shared httpx clients (langchain_lunar._clients).
     _clients: ClientPool = PrivateAttr()

@@ -19,6 +19,8 @@ BAD_VALUES = [
     ("max_retries", -1),
     ("max_retries", "many"),
     ("max_retry_wait", -0.5),
+    ("max_cooldown", -1),
+    ("max_cooldown", float("inf")),
     ("backoff_base", -1),
     ("backoff_max", -1),
     ("backoff_jitter", -1),
