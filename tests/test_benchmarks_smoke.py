@@ -99,7 +99,10 @@ def test_paced_streams_arrive_one_event_per_read() -> None:
             reads = list(response.iter_raw())
     events = b"".join(reads).split(b"\n\n")[:-1]
     assert len(events) == 23  # 20 tokens, the finish, the usage, [DONE]
-    assert len(reads) >= len(events) - 1  # the first event may share a read with the head
+    # Each event is written on its own; a busy machine may still merge a few in one read
+    # (the client was not scheduled for a millisecond), but a server that batched them would
+    # give one or two reads.
+    assert len(reads) >= len(events) // 2
     text = "".join(
         json.loads(e[6:])["choices"][0]["delta"].get("content", "")
         for e in events
