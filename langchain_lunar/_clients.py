@@ -49,7 +49,12 @@ class PoolKey(NamedTuple):
         return httpx.Client(limits=self._limits(), verify=_ssl_context(self))
 
     def new_async_client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(limits=self._limits(), verify=_ssl_context(self))
+        from ._pool_reclaim import reclaim_orphans  # first use only: keeps the import light
+
+        client = httpx.AsyncClient(limits=self._limits(), verify=_ssl_context(self))
+        # Cancelled requests would leave connections in the pool for good (httpcore #1093).
+        reclaim_orphans(client)
+        return client
 
     def _limits(self) -> httpx.Limits:
         return httpx.Limits(
