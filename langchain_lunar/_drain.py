@@ -15,8 +15,8 @@ may keep the connection open, or go on sending: the drain stops after ``DRAIN_SE
 
 A read that blocks is ended by the stream watchdog of ``_chunk_timeout``, which shuts the
 socket down at the drain's deadline. Where there is no socket to shut down (HTTP/2, a transport
-of the user's, trio), there is no drain: the response is closed at once (under HTTP/2 that ends
-the stream alone, and its connection stays in the pool).
+of the user's, trio), there is no drain: the response is closed at once (under HTTP/2 that
+leaves the connection in the pool; under HTTP/1 it closes the connection).
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ from langchain_lunar._responses import (
     response_metadata,
     usage_to_metadata,
 )
-from langchain_lunar._secrets import Secrets
+from langchain_lunar._secrets import Secrets, redact
 from langchain_lunar._sse import Event, SSEDecoder
 
 logger = logging.getLogger("langchain_lunar")
@@ -266,8 +266,18 @@ class StreamAssembler:
         self, completion_id: str | None, model: str | None, fingerprint: str | None
     ) -> None:
         """Keep a checked event's id, model and fingerprint: the first id, the last model and
-        fingerprint that were given."""
+        fingerprint that were given.
+
+        Kept masked of the secrets: they reach every chunk's id, the response metadata and the
+        error messages, and a hostile server may echo the key in them. Once per stream: servers
+        repeat the same values on every chunk.
+        """
         self._seen_id, self._seen_model, self._seen_fingerprint = completion_id, model, fingerprint
+        if self._secrets:
+            completion_id, model, fingerprint = (
+                redact(value, self._secrets) if value else value
+                for value in (completion_id, model, fingerprint)
+            )
         if self._id is None:
             self._id = completion_id
         if model:

@@ -336,3 +336,32 @@ def test_a_data_line_that_is_not_json_is_quoted_masked(
     assert type(error) is MalformedResponseError
     assert "not a JSON object" in str(error)
     assert not leaks(str(error))
+
+
+def echoing(payload: dict[str, Any]) -> dict[str, Any]:
+    """``payload`` with the key echoed as its id, model and fingerprint."""
+    return {**payload, "id": "chatcmpl-" + KEY, "model": KEY, "system_fingerprint": "fp-" + KEY}
+
+
+@pytest.mark.parametrize("way", STREAMING)
+def test_a_key_echoed_as_id_model_or_fingerprint_is_masked(
+    raw_server: RawServers, way: CallWay
+) -> None:
+    body = sse(echoing(chunk("Hel")), echoing(chunk("lo", finish="stop")))
+    server = raw_server.start(Answer([http(b"200 OK", SSE_HEAD, body)]))
+    chunks = call_sync(model_for(server), way)
+    assert text_of(chunks, way) == "Hello"
+    assert chunks[-1].response_metadata["model_name"] == "**********"
+    assert not leaks(repr(chunks))
+
+
+@pytest.mark.parametrize("way", STREAMING)
+def test_a_key_echoed_as_the_model_is_masked_in_errors(
+    raw_server: RawServers, way: CallWay
+) -> None:
+    body = sse(echoing(chunk("Hel")), "not json")
+    server = raw_server.start(Answer([http(b"200 OK", SSE_HEAD, body)]))
+    error = failure(server, way)
+    assert "not a JSON object" in str(error.__cause__)
+    assert not leaks(str(error))
+    assert not leaks(str(error.__cause__))
