@@ -57,6 +57,11 @@ class DataDeadline:
         self.fired = False
         self._sock = sock  # None: nothing to cut, or released
 
+    @property
+    def can_cut(self) -> bool:
+        """Whether a watchdog will cut the connection at the deadline (until released)."""
+        return self._sock is not None
+
     def expired(self) -> bool:
         """Whether the stream has waited too long: the reason a read just failed, if so."""
         return self.fired or monotonic() >= self.deadline

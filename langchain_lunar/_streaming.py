@@ -10,13 +10,15 @@ What it guarantees:
   Lunar's cost fields) goes on one final ``chunk_position="last"`` chunk, so usage is counted
   exactly once even when a server repeats it on every chunk;
 - a line that is not JSON, an error event, or a stream that ends before both ``[DONE]`` and a
-  finish reason raises; once anything was delivered the error is a ``StreamInterruptedError``.
+  finish reason raises; once anything was delivered the error is a ``StreamInterruptedError``;
+- what comes after ``[DONE]`` is ignored, with one warning per stream (not one per event: a
+  server may send a great many).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from langchain_core.messages import AIMessageChunk
@@ -32,6 +34,7 @@ from langchain_lunar._exceptions import (
 )
 from langchain_lunar._fast_chunks import text_chunk
 from langchain_lunar._json import loads
+from langchain_lunar._quotes import quote
 from langchain_lunar._responses import (
     ShapeError,
     check_logprobs,
@@ -45,8 +48,6 @@ from langchain_lunar._secrets import Secrets, redact
 from langchain_lunar._sse import Event, SSEDecoder
 
 logger = logging.getLogger("langchain_lunar")
-
-_QUOTE_CHARS = 300
 
 
 class StreamAssembler:
@@ -67,6 +68,7 @@ class StreamAssembler:
         "_served_model",
         "_texts",
         "_usage",
+        "_warned_after_done",
         "data_events",
         "done",
         "finish_reason",
@@ -94,6 +96,7 @@ class StreamAssembler:
         self._pending_logprobs: dict[str, Any] | None = None
         self._texts: list[str] = []
         self._delivered = False
+        self._warned_after_done = False
         self.data_events = 0  # decoded so far; comments are none (transports time stalls by it)
         self.done = False
         self.finish_reason: str | None = None
@@ -118,12 +121,22 @@ class StreamAssembler:
         self.data_events += len(events)
         return self._chunks_of(events)
 
-    def close(self) -> Iterable[ChatGenerationChunk]:
-        """The body has ended: the chunks still pending, then the final chunk."""
-        chunks = self._chunks_of(self._decoder.close())
+    def close(
+        self, no_events: Callable[[], LunarError] | None = None
+    ) -> Iterable[ChatGenerationChunk]:
+        """The body has ended: the chunks still pending, then the final chunk.
+
+        ``no_events`` builds the error for a body that held no data event at all (say what
+        came instead); without it, that body is an incomplete stream like any other.
+        """
+        events = self._decoder.close()
+        self.data_events += len(events)
+        chunks = self._chunks_of(events)
         if type(chunks) is not list:
             return chunks  # an event failed: its error comes after the chunks before it
         try:
+            if no_events is not None and self.data_events == 0:
+                raise self.fail(no_events())
             chunks.append(self.finish())
         except LunarError as error:
             return _then_raise(chunks, error)
@@ -149,7 +162,8 @@ class StreamAssembler:
         """Handle one event (its data and ``event:`` name); return the chunk (or chunks, in
         order) to emit, if any."""
         if self.done:
-            logger.warning("Ignoring an event the server sent after [DONE]: %.300r", _text(data))
+            if not self._warned_after_done:
+                self._warn_after_done(data)
             return None
         if data == b"[DONE]":
             self.done = True
@@ -252,8 +266,18 @@ class StreamAssembler:
         self, completion_id: str | None, model: str | None, fingerprint: str | None
     ) -> None:
         """Keep a checked event's id, model and fingerprint: the first id, the last model and
-        fingerprint that were given."""
+        fingerprint that were given.
+
+        Kept masked of the secrets: they reach every chunk's id, the response metadata and the
+        error messages, and a hostile server may echo the key in them. Once per stream: servers
+        repeat the same values on every chunk.
+        """
         self._seen_id, self._seen_model, self._seen_fingerprint = completion_id, model, fingerprint
+        if self._secrets:
+            completion_id, model, fingerprint = (
+                redact(value, self._secrets) if value else value
+                for value in (completion_id, model, fingerprint)
+            )
         if self._id is None:
             self._id = completion_id
         if model:
@@ -337,11 +361,19 @@ class StreamAssembler:
         interrupted.__cause__ = error
         return interrupted
 
+    def _warn_after_done(self, data: bytes) -> None:
+        self._warned_after_done = True
+        logger.warning(
+            "Ignoring what the stream from %s sent after [DONE] (logged once per stream), "
+            "first: %s",
+            self.model,
+            quote(data, self._secrets),
+        )
+
     def _malformed(self, what: str, data: bytes) -> MalformedResponseError:
-        text = _text(data[: _QUOTE_CHARS * 4])  # a character is at most 4 bytes of UTF-8
-        quoted = redact(text[:_QUOTE_CHARS], self._secrets)
-        more = "..." if len(text) > _QUOTE_CHARS or len(data) > _QUOTE_CHARS * 4 else ""
-        return MalformedResponseError(f"The stream from {self.model} sent {what}: {quoted!r}{more}")
+        return MalformedResponseError(
+            f"The stream from {self.model} sent {what}: {quote(data, self._secrets)}"
+        )
 
 
 _Emitted = ChatGenerationChunk | tuple[ChatGenerationChunk, ...] | None
@@ -398,10 +430,6 @@ def _then_raise(
 ) -> Iterator[ChatGenerationChunk]:
     yield from chunks
     raise error
-
-
-def _text(data: bytes) -> str:
-    return data.decode("utf-8", errors="replace")
 
 
 def _joined_logprobs(first: dict[str, Any], then: dict[str, Any]) -> dict[str, Any]:

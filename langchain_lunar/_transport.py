@@ -16,6 +16,7 @@ from langchain_lunar._chunk_timeout import (
     watch_async,
     watch_sync,
 )
+from langchain_lunar._drain import drain_async, drain_sync
 from langchain_lunar._error_mapping import (
     error_from_event,
     error_from_response,
@@ -25,9 +26,19 @@ from langchain_lunar._error_mapping import (
 from langchain_lunar._exceptions import MalformedResponseError
 from langchain_lunar._json import loads
 from langchain_lunar._messages import ReturnedReasoning
+from langchain_lunar._quotes import quote
 from langchain_lunar._responses import ShapeError, completion_to_result
-from langchain_lunar._secrets import Secrets, redact
+from langchain_lunar._secrets import Secrets
 from langchain_lunar._streaming import StreamAssembler
+from langchain_lunar._wrong_answers import (
+    empty_answer_error,
+    is_page,
+    is_redirect,
+    no_events_error,
+    not_json_error,
+    page_error,
+    redirect_error,
+)
 
 
 class CompletionRequest(NamedTuple):
@@ -65,6 +76,8 @@ def stream_completion(
 
     Leaving the loop early (break, ``close()``) closes the response at once. A stall of
     ``request.stream_chunk_timeout`` between data events raises (see ``_chunk_timeout``).
+    ``data: [DONE]`` ends the stream at once: the last chunk comes, then what follows is read
+    only briefly (see ``_drain``). Redirects are never followed (see ``_wrong_answers``).
     """
     assembler = StreamAssembler(
         request.model, secrets=request.secrets, failed_attempts=request.failed_attempts
@@ -75,26 +88,40 @@ def stream_completion(
     stalled = False
     try:
         with client.stream(
-            "POST", request.url, json=request.body, headers=request.headers, timeout=timeout
+            "POST",
+            request.url,
+            json=request.body,
+            headers=request.headers,
+            timeout=timeout,
+            follow_redirects=False,  # whatever the client's setting: see _wrong_answers
         ) as response:
+            if is_redirect(response):
+                raise redirect_error(response, request.secrets)
             if response.is_error or _is_json(response):
                 response.read()
                 _raise_for_json_answer(response, request)
+            if is_page(response):
+                raise page_error(response, request.secrets, "Server-Sent Events")
+            reads = response.iter_bytes()
             if chunk_timeout is None:
-                for data in response.iter_bytes():
+                for data in reads:
                     for chunk in assembler.feed(data):
                         yield chunk
+                    if assembler.done:
+                        break
             else:
                 guard = watch_sync(response, chunk_timeout)
                 try:
                     seen = 0
-                    for data in response.iter_bytes():
+                    for data in reads:
                         chunks = assembler.feed(data)
                         if assembler.data_events != seen:
                             seen = assembler.data_events
                             guard.deadline = NEVER  # the caller's time with the chunks is no wait
                             for chunk in chunks:
                                 yield chunk
+                            if assembler.done:
+                                break
                             guard.deadline = monotonic() + chunk_timeout
                         elif monotonic() >= guard.deadline:  # only comments, or part of an event
                             stalled = True
@@ -105,6 +132,11 @@ def stream_completion(
                         stalled = guard.fired
                 finally:
                     guard.release()  # before the connection may go back to the pool
+            if assembler.done:
+                # The answer is whole: the caller has it at once, then the rest is drained.
+                yield assembler.finish()
+                drain_sync(reads, response, assembler)
+                return
     except httpx.HTTPError as error:
         # After [DONE] the answer is whole; a broken connection while draining changes nothing.
         # A read that failed past the deadline failed because of it (the watchdog's cut, or the
@@ -115,7 +147,7 @@ def stream_completion(
             raise assembler.fail(translate_transport_error(error, request.secrets))  # noqa: B904
     if stalled and not assembler.done:
         raise assembler.fail(stall_error(assembler.model, chunk_timeout))
-    for chunk in assembler.close():
+    for chunk in assembler.close(lambda: no_events_error(response, request.secrets)):
         yield chunk
 
 
@@ -132,26 +164,40 @@ async def astream_completion(
     stalled = False
     try:
         async with client.stream(
-            "POST", request.url, json=request.body, headers=request.headers, timeout=timeout
+            "POST",
+            request.url,
+            json=request.body,
+            headers=request.headers,
+            timeout=timeout,
+            follow_redirects=False,  # whatever the client's setting: see _wrong_answers
         ) as response:
+            if is_redirect(response):
+                raise redirect_error(response, request.secrets)
             if response.is_error or _is_json(response):
                 await response.aread()
                 _raise_for_json_answer(response, request)
+            if is_page(response):
+                raise page_error(response, request.secrets, "Server-Sent Events")
+            reads = response.aiter_bytes()
             if chunk_timeout is None:
-                async for data in response.aiter_bytes():
+                async for data in reads:
                     for chunk in assembler.feed(data):
                         yield chunk
+                    if assembler.done:
+                        break
             else:
                 guard = watch_async(response, chunk_timeout)
                 try:
                     seen = 0
-                    async for data in response.aiter_bytes():
+                    async for data in reads:
                         chunks = assembler.feed(data)
                         if assembler.data_events != seen:
                             seen = assembler.data_events
                             guard.deadline = NEVER  # the caller's time with the chunks is no wait
                             for chunk in chunks:
                                 yield chunk
+                            if assembler.done:
+                                break
                             guard.deadline = monotonic() + chunk_timeout
                         elif monotonic() >= guard.deadline:  # only comments, or part of an event
                             stalled = True
@@ -162,6 +208,11 @@ async def astream_completion(
                         stalled = guard.fired
                 finally:
                     guard.release()  # before the connection may go back to the pool
+            if assembler.done:
+                # The answer is whole: the caller has it at once, then the rest is drained.
+                yield assembler.finish()
+                await drain_async(reads, response, assembler)
+                return
     except httpx.HTTPError as error:
         # After [DONE] the answer is whole; a broken connection while draining changes nothing.
         # A read that failed past the deadline failed because of it (the watchdog's cut, or the
@@ -172,7 +223,7 @@ async def astream_completion(
             raise assembler.fail(translate_transport_error(error, request.secrets))  # noqa: B904
     if stalled and not assembler.done:
         raise assembler.fail(stall_error(assembler.model, chunk_timeout))
-    for chunk in assembler.close():
+    for chunk in assembler.close(lambda: no_events_error(response, request.secrets)):
         yield chunk
 
 
@@ -197,7 +248,11 @@ def complete(client: httpx.Client, request: CompletionRequest) -> ChatResult:
     """Send a non-streaming request and convert its answer."""
     try:
         response = client.post(
-            request.url, json=request.body, headers=request.headers, timeout=request.timeout
+            request.url,
+            json=request.body,
+            headers=request.headers,
+            timeout=request.timeout,
+            follow_redirects=False,  # whatever the client's setting: see _wrong_answers
         )
     except httpx.HTTPError as error:
         raise translate_transport_error(error, request.secrets) from error
@@ -208,7 +263,11 @@ async def acomplete(client: httpx.AsyncClient, request: CompletionRequest) -> Ch
     """Async twin of ``complete``."""
     try:
         response = await client.post(
-            request.url, json=request.body, headers=request.headers, timeout=request.timeout
+            request.url,
+            json=request.body,
+            headers=request.headers,
+            timeout=request.timeout,
+            follow_redirects=False,  # whatever the client's setting: see _wrong_answers
         )
     except httpx.HTTPError as error:
         raise translate_transport_error(error, request.secrets) from error
@@ -222,7 +281,7 @@ def _result_from(response: httpx.Response, request: CompletionRequest) -> ChatRe
     except ShapeError as problem:
         raise MalformedResponseError(
             f"The answer from {request.model} has {problem}: "
-            + repr(redact(response.text[:300], request.secrets))
+            + quote(response.text, request.secrets)
         ) from None
 
 
@@ -231,12 +290,14 @@ def _raise_for_json_answer(response: httpx.Response, request: CompletionRequest)
     _checked_payload(response, request)
     raise MalformedResponseError(
         "The server answered a streaming request with JSON instead of Server-Sent Events: "
-        + redact(response.text[:300], request.secrets)
+        + quote(response.text, request.secrets)
     )
 
 
 def _checked_payload(response: httpx.Response, request: CompletionRequest) -> Any:
     """The answer's JSON, after raising the typed error for an error status or error body."""
+    if is_redirect(response):
+        raise redirect_error(response, request.secrets)
     if response.is_error:
         raise error_from_response(
             response.status_code,
@@ -255,10 +316,11 @@ def _json_body(response: httpx.Response, request: CompletionRequest) -> Any:
     try:
         return loads(response.content)
     except ValueError:
-        raise MalformedResponseError(
-            f"The server's answer is not JSON (HTTP {response.status_code}): "
-            + repr(redact(response.text[:300], request.secrets))
-        ) from None
+        pass
+    # Raised outside the handler: the JSON parser's error says nothing more.
+    if not response.content:
+        raise empty_answer_error(response, request.secrets)
+    raise not_json_error(response, request.secrets)
 
 
 def _is_json(response: httpx.Response) -> bool:
