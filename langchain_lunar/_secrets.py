@@ -59,14 +59,22 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
-def redact_cut(text: str, secrets: Iterable[str], limit: int) -> str:
-    """``text`` masked, then cut to ``limit`` characters (with "..." when cut).
+QUOTE_CHARS = 300
 
-    In this order: a secret that crosses the cut would otherwise keep all of it that falls
-    before the cut, which no longer matches the whole secret.
+
+def quote(text: str | bytes, secrets: Secrets, limit: int = QUOTE_CHARS) -> str:
+    """``repr`` of what a server sent, for an error message or a log line: every secret
+    masked, then cut to ``limit`` characters (then "...").
+
+    In this order: a secret that crosses the cut would be cut in two, and the part before the
+    cut, no longer the whole secret, would be shown unmasked.
     """
-    text = redact(text, secrets)
-    return text if len(text) <= limit else text[:limit] + "..."
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    masked = redact(text, secrets)
+    if len(masked) <= limit:
+        return repr(masked)
+    return repr(masked[:limit]) + "..."
 
 
 TOO_DEEP = "(nested too deeply: left out)"

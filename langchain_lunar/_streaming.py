@@ -34,7 +34,6 @@ from langchain_lunar._exceptions import (
 )
 from langchain_lunar._fast_chunks import text_chunk
 from langchain_lunar._json import loads
-from langchain_lunar._quotes import quote
 from langchain_lunar._responses import (
     ShapeError,
     check_logprobs,
@@ -44,7 +43,7 @@ from langchain_lunar._responses import (
     response_metadata,
     usage_to_metadata,
 )
-from langchain_lunar._secrets import Secrets, redact
+from langchain_lunar._secrets import Secrets, quote, redact
 from langchain_lunar._sse import Event, SSEDecoder
 
 logger = logging.getLogger("langchain_lunar")

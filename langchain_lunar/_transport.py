@@ -26,9 +26,8 @@ from langchain_lunar._error_mapping import (
 from langchain_lunar._exceptions import MalformedResponseError
 from langchain_lunar._json import loads
 from langchain_lunar._messages import ReturnedReasoning
-from langchain_lunar._quotes import quote
 from langchain_lunar._responses import ShapeError, completion_to_result
-from langchain_lunar._secrets import Secrets
+from langchain_lunar._secrets import Secrets, quote
 from langchain_lunar._streaming import StreamAssembler
 from langchain_lunar._wrong_answers import (
     empty_answer_error,

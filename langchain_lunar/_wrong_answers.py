@@ -17,8 +17,7 @@ from langchain_lunar._exceptions import (
     LunarError,
     MalformedResponseError,
 )
-from langchain_lunar._quotes import quote
-from langchain_lunar._secrets import Secrets, redact
+from langchain_lunar._secrets import Secrets, quote, redact
 
 # Media types of a web page: never an API's answer, nor an event stream.
 _PAGE_TYPES = frozenset({"text/html", "application/xhtml+xml"})

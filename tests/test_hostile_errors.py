@@ -33,7 +33,7 @@ from langchain_lunar import (
 )
 from langchain_lunar._error_mapping import error_from_event, error_from_response, parse_retry_after
 from langchain_lunar._json import loads
-from langchain_lunar._secrets import MASK, TOO_DEEP, redact_cut, redact_deep
+from langchain_lunar._secrets import MASK, TOO_DEEP, quote, redact_deep
 from langchain_lunar.testing import RedisServer
 
 from .calls import STREAMING, CallWay, all_ways, answer, call, streaming_ways
@@ -582,10 +582,10 @@ def test_any_error_answer_is_a_masked_api_error_of_its_status(
     assert_masked(event)
 
 
-def test_redact_cut_masks_before_it_cuts() -> None:
+def test_quote_masks_before_it_cuts() -> None:
     text = "x" * 295 + CANARY + " tail"
-    assert redact_cut(text, (CANARY,), 300) == "x" * 295 + "*****..."
-    assert redact_cut("short", (CANARY,), 300) == "short"
+    assert quote(text, (CANARY,), 300) == repr("x" * 295 + "*****") + "..."
+    assert quote(b"short", (CANARY,), 300) == "'short'"
 
 
 def test_redact_deep_masks_keys_and_values_and_bounds_the_depth() -> None:
