@@ -11,7 +11,7 @@ from .raw_server import Answer, RawServers, http
 
 def test_sends_exactly_the_bytes_given_and_records_the_request(raw_server: RawServers) -> None:
     server = raw_server.start(Answer([http(b"418 I am a teapot", [b"x-odd: 1"], b"short")]))
-    response = httpx.post(server.url + "/chat", json={"a": 1}, headers={"x-api-key": "k"})
+    response = httpx.post(server.url + "/chat", content=b'{"a":1}', headers={"x-api-key": "k"})
     assert (response.status_code, response.reason_phrase) == (418, "I am a teapot")
     assert response.headers["x-odd"] == "1"
     assert response.content == b"short"
