@@ -25,6 +25,7 @@ from langchain_lunar._error_mapping import (
 )
 from langchain_lunar._exceptions import MalformedResponseError
 from langchain_lunar._json import loads
+from langchain_lunar._log_masking import hold_secrets, release_secrets
 from langchain_lunar._messages import ReturnedReasoning
 from langchain_lunar._responses import ShapeError, completion_to_result
 from langchain_lunar._secrets import Secrets, quote
@@ -85,6 +86,7 @@ def stream_completion(
     timeout = stream_timeout(request.timeout, chunk_timeout)
     guard: DataDeadline | None = None
     stalled = False
+    hold_secrets(request.secrets)  # masked in httpx's own log lines while in flight
     try:
         with client.stream(
             "POST",
@@ -144,6 +146,8 @@ def stream_completion(
         if not assembler.done and not stalled:
             # The cause chain is set by translate_transport_error and fail(); `from` would cut it.
             raise assembler.fail(translate_transport_error(error, request.secrets))  # noqa: B904
+    finally:
+        release_secrets(request.secrets)
     if stalled and not assembler.done:
         raise assembler.fail(stall_error(assembler.model, chunk_timeout))
     for chunk in assembler.close(lambda: no_events_error(response, request.secrets)):
@@ -161,6 +165,7 @@ async def astream_completion(
     timeout = stream_timeout(request.timeout, chunk_timeout)
     guard: DataDeadline | None = None
     stalled = False
+    hold_secrets(request.secrets)  # masked in httpx's own log lines while in flight
     try:
         async with client.stream(
             "POST",
@@ -220,6 +225,8 @@ async def astream_completion(
         if not assembler.done and not stalled:
             # The cause chain is set by translate_transport_error and fail(); `from` would cut it.
             raise assembler.fail(translate_transport_error(error, request.secrets))  # noqa: B904
+    finally:
+        release_secrets(request.secrets)
     if stalled and not assembler.done:
         raise assembler.fail(stall_error(assembler.model, chunk_timeout))
     for chunk in assembler.close(lambda: no_events_error(response, request.secrets)):
@@ -245,6 +252,7 @@ def _is_stall(
 
 def complete(client: httpx.Client, request: CompletionRequest) -> ChatResult:
     """Send a non-streaming request and convert its answer."""
+    hold_secrets(request.secrets)  # masked in httpx's own log lines while in flight
     try:
         response = client.post(
             request.url,
@@ -255,11 +263,14 @@ def complete(client: httpx.Client, request: CompletionRequest) -> ChatResult:
         )
     except httpx.HTTPError as error:
         raise translate_transport_error(error, request.secrets) from error
+    finally:
+        release_secrets(request.secrets)
     return _result_from(response, request)
 
 
 async def acomplete(client: httpx.AsyncClient, request: CompletionRequest) -> ChatResult:
     """Async twin of ``complete``."""
+    hold_secrets(request.secrets)  # masked in httpx's own log lines while in flight
     try:
         response = await client.post(
             request.url,
@@ -270,6 +281,8 @@ async def acomplete(client: httpx.AsyncClient, request: CompletionRequest) -> Ch
         )
     except httpx.HTTPError as error:
         raise translate_transport_error(error, request.secrets) from error
+    finally:
+        release_secrets(request.secrets)
     return _result_from(response, request)
 
 
