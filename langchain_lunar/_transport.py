@@ -28,7 +28,7 @@ from langchain_lunar._json import loads
 from langchain_lunar._log_masking import hold_secrets, release_secrets
 from langchain_lunar._messages import ReturnedReasoning
 from langchain_lunar._responses import ShapeError, completion_to_result
-from langchain_lunar._secrets import Secrets, quote
+from langchain_lunar._secrets import Secrets, quote, redact
 from langchain_lunar._streaming import StreamAssembler
 from langchain_lunar._wrong_answers import (
     empty_answer_error,
@@ -288,6 +288,13 @@ async def acomplete(client: httpx.AsyncClient, request: CompletionRequest) -> Ch
 
 def _result_from(response: httpx.Response, request: CompletionRequest) -> ChatResult:
     payload = _checked_payload(response, request)
+    if request.secrets and type(payload) is dict:
+        # They reach the message's id and response_metadata: a server may echo the key there,
+        # as in a stream's (which _streaming masks).
+        for name in ("id", "model", "system_fingerprint"):
+            value = payload.get(name)
+            if type(value) is str:
+                payload[name] = redact(value, request.secrets)
     try:
         return completion_to_result(payload, request.model, request.failed_attempts)
     except ShapeError as problem:

@@ -88,6 +88,12 @@ def _answer(kind: str, status: int, padding: int, escaped: bool) -> httpx.Respon
         body = f'{{"id": "{in_json}", "choices": []}}'
         headers = {"content-type": "application/json"}
         return httpx.Response(200, headers=headers, content=body.encode())
+    if kind == "completion ids":
+        message = {"role": "assistant", "content": "Hi"}
+        choice = {"index": 0, "message": message, "finish_reason": "stop"}
+        completion = {"id": plain, "model": plain, "system_fingerprint": plain, "choices": [choice]}
+        headers = {"content-type": "application/json"}
+        return httpx.Response(200, headers=headers, content=json.dumps(completion).encode())
     raise AssertionError(kind)
 
 
@@ -101,6 +107,7 @@ KINDS = [
     "error event",
     "after done",
     "json instead",
+    "completion ids",
 ]
 
 
