@@ -37,6 +37,13 @@ def usage_chunk(prompt: int = 9, completion: int = 2, **extra: Any) -> dict[str,
     }
 
 
+def completion(content: str, *, model: str = "gpt-4o-mini", **extra: Any) -> dict[str, Any]:
+    """A non-streamed ``chat.completion`` answering ``content``."""
+    message = {"role": "assistant", "content": content}
+    choice = {"index": 0, "message": message, "finish_reason": "stop"}
+    return {"id": "c1", "model": model, "choices": [choice], **extra}
+
+
 def sse(*payloads: Any, done: bool = True, eol: str = "\n") -> bytes:
     """A Server-Sent Events body: each payload as one ``data:`` event, then ``[DONE]``."""
     events = [p if isinstance(p, str) else json.dumps(p) for p in payloads]

@@ -37,7 +37,7 @@ from langchain_lunar._secrets import MASK, TOO_DEEP, quote, redact_deep
 from langchain_lunar.testing import RedisServer
 
 from .calls import STREAMING, CallWay, all_ways, answer, call, streaming_ways
-from .helpers import chunk, mock_model, sse, sse_response
+from .helpers import chunk, completion, mock_model, sse, sse_response
 from .raw_server import Answer, RawServers, http
 from .test_cooldowns import build, fresh_key, key_of
 from .test_retries import Responders, ok, status
@@ -478,18 +478,8 @@ def ok_bytes(way: CallWay, model: str) -> bytes:
         first["model"] = model
         body = sse(first, chunk(finish="stop"))
         return http(b"200 OK", [b"content-type: text/event-stream"], body)
-    completion = {
-        "id": "c1",
-        "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": "Hi there"},
-                "finish_reason": "stop",
-            }
-        ],
-    }
-    return http(b"200 OK", [b"content-type: application/json"], json.dumps(completion).encode())
+    answer = json.dumps(completion("Hi there", model=model)).encode()
+    return http(b"200 OK", [b"content-type: application/json"], answer)
 
 
 @all_ways

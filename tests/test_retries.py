@@ -27,7 +27,7 @@ from langchain_lunar import (
 )
 
 from .calls import CallWay, all_ways, answer, call, streaming_ways
-from .helpers import Recorder, chunk, mock_model, sse, sse_response, text_stream
+from .helpers import Recorder, chunk, completion, mock_model, sse, sse_response, text_stream
 
 Responder = Callable[[httpx.Request], httpx.Response]
 
@@ -38,21 +38,8 @@ def ok(model: str) -> Responder:
     def reply(request: httpx.Request) -> httpx.Response:
         if json.loads(request.content).get("stream"):
             return sse_response(text_stream("Hi", " there", model=model))
-        return httpx.Response(
-            200,
-            json={
-                "id": "c1",
-                "model": model,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": "Hi there"},
-                        "finish_reason": "stop",
-                    }
-                ],
-                "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
-            },
-        )
+        usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+        return httpx.Response(200, json=completion("Hi there", model=model, usage=usage))
 
     return reply
 
