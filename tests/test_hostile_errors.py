@@ -252,10 +252,12 @@ def test_an_error_body_of_nothing_but_nesting_says_so() -> None:
     assert error.message.startswith("Bad Request (the error body is nested more than")
 
 
-def test_an_error_body_too_deep_for_any_parser_is_kept_as_text() -> None:
+def test_an_error_body_too_deep_for_the_parser_is_kept_as_text_or_cut() -> None:
+    # orjson refuses 5,000 levels on some builds (then the body is kept as text) and parses
+    # them on others (Python 3.13's wheel): either way the error is the status's, and bounded.
     error = error_from_response(500, deep_text(5000).encode(), {}, secrets=(CANARY,))
     assert type(error) is ServerError
-    assert isinstance(error.body, str)
+    assert isinstance(error.body, str) or TOO_DEEP in json.dumps(error.body)
 
 
 DEEP_EVENT = '{"error": {"message": "overloaded", "code": 503, "detail": ' + nested(1000) + "}}"
