@@ -151,7 +151,7 @@ def response_metadata(
             value = usage.get(field)
             if value is None:
                 continue
-            if _is_amount(value):
+            if is_amount(value):
                 metadata[field] = value
             else:
                 # Neither the value nor the model the server named: server text may hold
@@ -166,13 +166,12 @@ def response_metadata(
     return metadata
 
 
-def _is_amount(value: Any) -> bool:
+def is_amount(value: Any) -> bool:
     """Whether a cost (or latency) field holds a number that adds up: finite, non-negative and
     at most ``LARGEST_AMOUNT``."""
-    if type(value) is float:
-        return 0 <= value <= LARGEST_AMOUNT  # False for NaN and inf too
-    # An int beyond 1e308 is a number float() and every sum of costs cannot take.
-    return type(value) is int and 0 <= value <= LARGEST_AMOUNT
+    # False for NaN and inf too; an int beyond 1e308 is one no sum of costs can take. A bool
+    # is none (its type is not int).
+    return type(value) in (int, float) and 0 <= value <= LARGEST_AMOUNT
 
 
 LARGEST_AMOUNT = 1e300

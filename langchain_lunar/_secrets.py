@@ -69,12 +69,16 @@ def quote(text: str | bytes, secrets: Secrets, limit: int = QUOTE_CHARS) -> str:
     In this order: a secret that crosses the cut would be cut in two, and the part before the
     cut, no longer the whole secret, would be shown unmasked.
     """
+    # Only the start can be shown: enough of it for a secret that crosses the cut, so that a
+    # line of megabytes is not decoded and searched whole.
+    shown = limit + max(map(len, secrets), default=0)
+    more = len(text) > shown * (4 if isinstance(text, bytes) else 1)
     if isinstance(text, bytes):
-        text = text.decode("utf-8", errors="replace")
-    masked = redact(text, secrets)
-    if len(masked) <= limit:
-        return repr(masked)
-    return repr(masked[:limit]) + "..."
+        text = text[: shown * 4].decode("utf-8", errors="replace")  # at most 4 bytes a char
+    masked = redact(text[:shown], secrets)
+    if more or len(masked) > limit:
+        return repr(masked[:limit]) + "..."
+    return repr(masked)
 
 
 TOO_DEEP = "(nested too deeply: left out)"

@@ -86,11 +86,8 @@ class _Transcript:
 
     def joined(self, count: int) -> str:
         """The first ``count`` pieces joined; called by the one consumer, in order."""
-        if count != self._joined_count:
-            if count > self._joined_count:
-                self._joined += "".join(self.pieces[self._joined_count : count])
-            else:
-                self._joined = "".join(self.pieces[:count])
+        if count > self._joined_count:
+            self._joined += "".join(self.pieces[self._joined_count : count])
             self._joined_count = count
         return self._joined
 

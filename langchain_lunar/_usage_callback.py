@@ -11,7 +11,7 @@ from uuid import UUID
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.outputs import LLMResult
 
-from langchain_lunar._responses import LARGEST_AMOUNT
+from langchain_lunar._responses import is_amount
 
 # failed_attempts' error name of a model that was not asked because it cooled down.
 _COOLING_DOWN = "CoolingDown"
@@ -139,9 +139,7 @@ def _cost(metadata: dict[str, Any]) -> float:
 
 
 def _amount(value: Any) -> float | None:
-    if type(value) not in (int, float) or not 0 <= value <= LARGEST_AMOUNT:
-        return None  # not a number (bool and str are none here), NaN, negative, or absurd
-    return float(value)
+    return float(value) if is_amount(value) else None
 
 
 _current: ContextVar[LunarCallbackHandler | None] = ContextVar("lunar_callback", default=None)
