@@ -14,7 +14,11 @@ their own, a ``DataDeadline``, which only a data event moves:
   when the deadline moves: it wakes at the old one, sees the new one and sleeps again, so it
   wakes about once per ``stream_chunk_timeout`` of a stream that is flowing;
 - the time the caller spends with the chunks, between two reads, is not a wait: the deadline is
-  held at ``NEVER`` while the chunks of a read are handed out.
+  held at ``NEVER`` while the chunks of a read are handed out;
+- closing the response releases the watch before the response's own close runs, because that
+  close gives the connection back to the pool, where another request may take it at once: a
+  watchdog waking late must never cut a connection that serves someone else. (httpx closes a
+  response by itself when its body ends, before the transport's loop sees the end.)
 
 Only an HTTP/1 connection with a socket is shut down (an HTTP/2 connection carries other requests
 too); otherwise the read timeout, lowered to ``stream_chunk_timeout``, and the check after each
@@ -31,6 +35,7 @@ import math
 import os
 import socket
 import threading
+from collections.abc import AsyncIterator, Iterator
 from time import monotonic
 from typing import Any
 
@@ -188,13 +193,47 @@ class _AsyncDeadline(DataDeadline):
         self._timer.cancel()
 
 
+class _ReleasingStream(httpx.SyncByteStream):
+    """A sync response stream whose closing first releases the watch on its connection."""
+
+    def __init__(self, stream: httpx.SyncByteStream, guard: DataDeadline) -> None:
+        self._stream = stream
+        self._guard = guard
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._stream)
+
+    def close(self) -> None:
+        self._guard.release()
+        self._stream.close()
+
+
+class _AsyncReleasingStream(httpx.AsyncByteStream):
+    """Async twin of ``_ReleasingStream``."""
+
+    def __init__(self, stream: httpx.AsyncByteStream, guard: DataDeadline) -> None:
+        self._stream = stream
+        self._guard = guard
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._stream.__aiter__()
+
+    async def aclose(self) -> None:
+        self._guard.release()
+        await self._stream.aclose()
+
+
 def watch_sync(response: httpx.Response, timeout: float) -> DataDeadline:
-    """The deadline of a sync stream that has just begun, watched when it can be enforced."""
+    """The deadline of a sync stream that has just begun, watched when it can be enforced.
+
+    The watch ends at ``release()``, or when ``response`` is closed, whichever comes first.
+    """
     global _WATCHDOG
     sock = _socket_of(response)
-    if sock is None:
+    if sock is None or not isinstance(response.stream, httpx.SyncByteStream):
         return DataDeadline(timeout, None)
     guard = _SyncDeadline(timeout, sock)
+    response.stream = _ReleasingStream(response.stream, guard)
     if _WATCHDOG is None:
         with _WATCHDOG_LOCK:
             if _WATCHDOG is None:
@@ -204,11 +243,16 @@ def watch_sync(response: httpx.Response, timeout: float) -> DataDeadline:
 
 
 def watch_async(response: httpx.Response, timeout: float) -> DataDeadline:
-    """The deadline of an async stream that has just begun, on the running event loop."""
+    """The deadline of an async stream that has just begun, on the running event loop.
+
+    The watch ends at ``release()``, or when ``response`` is closed, whichever comes first.
+    """
     sock = _socket_of(response)
-    if sock is None or not _in_asyncio():
+    if sock is None or not _in_asyncio() or not isinstance(response.stream, httpx.AsyncByteStream):
         return DataDeadline(timeout, None)
-    return _AsyncDeadline(timeout, sock)
+    guard = _AsyncDeadline(timeout, sock)
+    response.stream = _AsyncReleasingStream(response.stream, guard)
+    return guard
 
 
 def _in_asyncio() -> bool:

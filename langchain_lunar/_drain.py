@@ -53,7 +53,7 @@ def drain_sync(
     except httpx.HTTPError:
         pass  # the watchdog's cut, or the server's: the answer was whole already
     finally:
-        guard.release()  # before the connection may go back to the pool
+        guard.release()  # watching ends with the loop (or the response's close)
 
 
 async def drain_async(
@@ -73,4 +73,4 @@ async def drain_async(
     except httpx.HTTPError:
         pass  # the watchdog's cut, or the server's: the answer was whole already
     finally:
-        guard.release()  # before the connection may go back to the pool
+        guard.release()  # watching ends with the loop (or the response's close)

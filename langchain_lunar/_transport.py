@@ -132,7 +132,7 @@ def stream_completion(
                         # when the watchdog cuts it.
                         stalled = guard.fired
                 finally:
-                    guard.release()  # before the connection may go back to the pool
+                    guard.release()  # watching ends with the loop (or the response's close)
             if assembler.done:
                 # The answer is whole: the caller has it at once, then the rest is drained.
                 yield assembler.finish()
@@ -211,7 +211,7 @@ async def astream_completion(
                         # when the watchdog cuts it.
                         stalled = guard.fired
                 finally:
-                    guard.release()  # before the connection may go back to the pool
+                    guard.release()  # watching ends with the loop (or the response's close)
             if assembler.done:
                 # The answer is whole: the caller has it at once, then the rest is drained.
                 yield assembler.finish()

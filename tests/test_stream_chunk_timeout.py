@@ -271,17 +271,42 @@ def test_the_default_is_120_seconds_as_chat_openais() -> None:
     assert ChatLunar(model="m", api_key="k").stream_chunk_timeout == 120.0
 
 
-class FakeResponse:
-    """What the watchdog reads of an httpx response: its HTTP version and its socket."""
-
-    http_version = "HTTP/1.1"
+class NetworkStream:
+    """What the watchdog asks of httpcore's network stream: its socket."""
 
     def __init__(self, sock: socket.socket) -> None:
-        self.extensions = {"network_stream": self}
         self.sock = sock
 
     def get_extra_info(self, name: str) -> Any:
         return self.sock if name == "socket" else None
+
+
+class PoolStream(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A body of one piece whose closing is where httpx gives the connection back to the pool:
+    it records whether the watchdog could still cut the connection at that moment."""
+
+    def __init__(self) -> None:
+        self.guard: Any = None
+        self.cuttable_at_close: list[bool] = []
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield b"data: [DONE]\n\n"
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield b"data: [DONE]\n\n"
+
+    def close(self) -> None:
+        self.cuttable_at_close.append(self.guard.can_cut)
+
+    async def aclose(self) -> None:
+        self.close()
+
+
+def response_over(sock: socket.socket) -> httpx.Response:
+    """An HTTP/1.1 response over ``sock``, as httpx hands it to the transport."""
+    return httpx.Response(
+        200, stream=PoolStream(), extensions={"network_stream": NetworkStream(sock)}
+    )
 
 
 @pytest.fixture
@@ -296,7 +321,7 @@ def test_the_watchdog_cuts_a_blocked_read_at_the_deadline(
     socket_pair: tuple[socket.socket, socket.socket],
 ) -> None:
     ours, theirs = socket_pair
-    guard = watch_sync(FakeResponse(ours), TIMEOUT)  # type: ignore[arg-type]
+    guard = watch_sync(response_over(ours), TIMEOUT)
     ours.settimeout(5.0)
     assert ours.recv(1) == b""  # woken by the shutdown, not the socket timeout
     assert guard.fired
@@ -308,7 +333,7 @@ def test_while_the_caller_holds_the_chunks_nothing_is_cut(
     socket_pair: tuple[socket.socket, socket.socket],
 ) -> None:
     ours = socket_pair[0]
-    guard = watch_sync(FakeResponse(ours), TIMEOUT)  # type: ignore[arg-type]
+    guard = watch_sync(response_over(ours), TIMEOUT)
     guard.deadline = NEVER
     time.sleep(2 * TIMEOUT)
     assert not guard.fired
@@ -320,7 +345,7 @@ def test_while_the_caller_holds_the_chunks_nothing_is_cut(
 
 def test_a_released_stream_is_never_cut(socket_pair: tuple[socket.socket, socket.socket]) -> None:
     ours, theirs = socket_pair
-    guard = watch_sync(FakeResponse(ours), 0.05)  # type: ignore[arg-type]
+    guard = watch_sync(response_over(ours), 0.05)
     guard.release()  # the connection may now serve another request
     time.sleep(0.2)
     assert not guard.fired
@@ -328,12 +353,52 @@ def test_a_released_stream_is_never_cut(socket_pair: tuple[socket.socket, socket
     assert ours.recv(1) == b"x"
 
 
+def test_a_body_that_ends_releases_the_watch_before_the_connection_goes_back(
+    socket_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    # httpx closes a response whose body has ended, which gives its connection back to the
+    # pool, before the transport's loop sees the end: a late watchdog would cut the connection
+    # of whichever request took it next.
+    response = response_over(socket_pair[0])
+    pool_stream = response.stream
+    assert isinstance(pool_stream, PoolStream)
+    guard = pool_stream.guard = watch_sync(response, 0.05)
+    assert b"".join(response.iter_bytes()) == b"data: [DONE]\n\n"
+    assert pool_stream.cuttable_at_close == [False]
+    time.sleep(0.2)
+    assert not guard.fired
+
+
+async def test_an_async_body_that_ends_releases_the_watch_before_the_connection_goes_back(
+    socket_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    response = response_over(socket_pair[0])
+    pool_stream = response.stream
+    assert isinstance(pool_stream, PoolStream)
+    guard = pool_stream.guard = watch_async(response, 0.05)
+    assert b"".join([data async for data in response.aiter_bytes()]) == b"data: [DONE]\n\n"
+    assert pool_stream.cuttable_at_close == [False]
+    await asyncio.sleep(0.2)
+    assert not guard.fired
+
+
+def test_closing_a_response_early_releases_its_watch_first(
+    socket_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    response = response_over(socket_pair[0])
+    pool_stream = response.stream
+    assert isinstance(pool_stream, PoolStream)
+    pool_stream.guard = watch_sync(response, 120.0)
+    response.close()
+    assert pool_stream.cuttable_at_close == [False]
+
+
 def test_released_streams_do_not_pile_up_in_the_watchdog(
     socket_pair: tuple[socket.socket, socket.socket],
 ) -> None:
-    response = FakeResponse(socket_pair[0])
+    response = response_over(socket_pair[0])
     for _ in range(1000):
-        watch_sync(response, 120.0).release()  # type: ignore[arg-type]
+        watch_sync(response, 120.0).release()
     assert _chunk_timeout._WATCHDOG is not None
     assert len(_chunk_timeout._WATCHDOG._due) < 200
 
@@ -343,7 +408,7 @@ async def test_the_event_loop_timer_cuts_a_blocked_read_at_the_deadline(
 ) -> None:
     ours = socket_pair[0]
     ours.setblocking(False)
-    guard = watch_async(FakeResponse(ours), TIMEOUT)  # type: ignore[arg-type]
+    guard = watch_async(response_over(ours), TIMEOUT)
     received = await asyncio.wait_for(asyncio.get_running_loop().sock_recv(ours, 1), 5.0)
     assert received == b""
     assert guard.fired
