@@ -95,7 +95,8 @@ def test_the_agent_streams_token_by_token(
     assert thinking == [piece for step in steps for piece in _tokens(step.reasoning or "")]
     assert text == [piece for step in steps for piece in _tokens(step.text)]
     assert len(text) > 1
-    # The thinking of each step comes before its text and its tool call.
-    kinds = ["thinking" if t.additional_kwargs else "text" if t.content else "other" for t in tokens]
-    assert kinds.index("thinking") == 0
+    # Each step's thinking comes before its text and its tool call.
+    assert tokens[0].additional_kwargs["reasoning_content"] == thinking[0]
+    first_text = next(i for i, t in enumerate(tokens) if t.content)
+    assert tokens[first_text - 1].additional_kwargs["reasoning_content"] == thinking[-1]
     assert tokens[-1].chunk_position == "last"
