@@ -118,3 +118,4 @@ def test_readme_example_runs_as_written(
             assert answer.text == "You said: Hi"
         if "create_agent" in example.source:
             assert len(server.requests) == 2  # the tool call, then the answer
+            assert names["state"]["structured_response"].take_a_coat is True
