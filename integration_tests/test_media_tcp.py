@@ -150,3 +150,18 @@ async def test_the_format_an_answer_names_wins(make_server: ServerFactory, way: 
     server = make_server(reply=Reply(audio=Audio(WAV, "Hi.", format="mp3")))
     message = await answer(model_for(server), way)  # no format asked for
     assert message.content_blocks[0]["mime_type"] == "audio/mpeg"
+
+
+@all_ways
+async def test_an_audio_answer_goes_back_by_its_id(
+    make_server: ServerFactory, way: CallWay
+) -> None:
+    server = make_server(reply=Reply("Look.", audio=Audio(WAV, "Look.", id="audio_9")))
+    llm = model_for(server)
+    said = await answer(llm, way, audio={"voice": "alloy", "format": "wav"})
+    server.script("Sure.")
+    await answer(llm, way, [HumanMessage("hi"), said, HumanMessage("again")])
+    sent = server.requests[-1].body["messages"][1]  # type: ignore[index]
+    # OpenAI takes an earlier spoken answer back by id, never as data from the assistant.
+    assert sent["audio"] == {"id": "audio_9"}
+    assert sent["content"] == "Look."
