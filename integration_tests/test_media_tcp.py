@@ -165,3 +165,13 @@ async def test_an_audio_answer_goes_back_by_its_id(
     # OpenAI takes an earlier spoken answer back by id, never as data from the assistant.
     assert sent["audio"] == {"id": "audio_9"}
     assert sent["content"] == "Look."
+
+
+@all_ways
+async def test_a_megabyte_image_arrives_whole(make_server: ServerFactory, way: CallWay) -> None:
+    big = base64.b64encode(bytes(range(256)) * 4096).decode()  # 1 MiB of image, 1.4 MB of text
+    server = make_server(reply=Reply("Drawn.", images=[f"data:image/png;base64,{big}"]))
+    message = await answer(model_for(server), way)
+    image = message.content_blocks[1]
+    assert (image["type"], image["mime_type"]) == ("image", "image/png")
+    assert image["base64"] == big
