@@ -15,15 +15,17 @@ from langchain_core.messages import (
     convert_to_openai_messages,
 )
 
+from langchain_lunar._media_in import WIRE_PART_TYPES, wire_content
+
 _ROLES = frozenset({"system", "user", "assistant", "tool"})
-_PART_TYPES = frozenset({"text", "image_url"})
 
 
 def to_lunar_messages(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
     """Convert messages, raising a ``TypeError``/``ValueError`` that names anything unsupported.
 
-    Supported: system, human (text and image parts, in OpenAI form or as LangChain's standard
-    image blocks), AI (with tool calls), tool messages, and ``name`` on any of them.
+    Supported: system, human (text, image, file, audio and video parts, in OpenAI form or as
+    LangChain's standard blocks, see ``_media_in``), AI (with tool calls), tool messages, and
+    ``name`` on any of them.
     """
     for index, message in enumerate(messages):
         if not isinstance(message, (SystemMessage, HumanMessage, AIMessage, ToolMessage)) and not (
@@ -34,7 +36,23 @@ def to_lunar_messages(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
                 "Use SystemMessage, HumanMessage, AIMessage or ToolMessage (or a ChatMessage "
                 f"with a role of {', '.join(sorted(_ROLES))})."
             )
-    converted = convert_to_openai_messages(list(messages), pass_through_unknown_blocks=False)
+    converted: list[dict[str, Any]] = []
+    for index, message in enumerate(messages):
+        video = False
+        audio_id = None
+        if isinstance(message.content, list):
+            blocks: list[Any] = message.content
+            if _is_assistant(message):
+                audio_id, blocks = _answered_audio(blocks)
+            wired = wire_content(blocks, f"messages[{index}]")
+            message = message.model_copy(update={"content": wired})
+            # langchain-core's converter refuses the one part it does not know, video_url;
+            # the check below still refuses any other unknown part.
+            video = any(isinstance(p, dict) and p.get("type") == "video_url" for p in wired)
+        dicts = convert_to_openai_messages([message], pass_through_unknown_blocks=video)
+        if audio_id is not None:
+            dicts[0]["audio"] = {"id": audio_id}
+        converted.extend(dicts)
     # The converter drops invalid tool calls; the model must see its own malformed call again,
     # and a ToolMessage answering one needs its id. Assistant dicts keep the messages' order.
     assistant_messages = [m for m in messages if _is_assistant(m)]
@@ -59,10 +77,11 @@ def to_lunar_messages(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
         if isinstance(content, list):
             for part_index, part in enumerate(content):
                 kind = part.get("type") if isinstance(part, dict) else type(part).__name__
-                if kind not in _PART_TYPES:
+                if kind not in WIRE_PART_TYPES:
                     raise ValueError(
                         f"messages[{index}].content[{part_index}] is a {kind!r} part; Lunar "
-                        "takes text and image parts only. Remove it or turn it into text."
+                        "takes text, image, file, audio and video parts only. Remove it or "
+                        "turn it into text."
                     )
     return converted
 
@@ -144,6 +163,29 @@ def refusal_of(message: BaseMessage) -> str:
     ``""``."""
     refusal = message.additional_kwargs.get("refusal")
     return refusal if isinstance(refusal, str) else ""
+
+
+def _answered_audio(content: list[Any]) -> tuple[str | None, list[Any]]:
+    """The id of the audio an assistant message answered with, and its content without it.
+
+    Audio models take their earlier spoken answers back by id only (``"audio": {"id"}`` on
+    the assistant message), not as data: no server takes audio parts from the assistant.
+    """
+    audio_id = None
+    rest = []
+    for block in content:
+        block_id = block.get("id") if isinstance(block, dict) else None
+        if (
+            isinstance(block, dict)
+            and block.get("type") == "audio"
+            and isinstance(block_id, str)
+            and block_id
+            and not block_id.startswith("lc_")  # langchain-core's own ids name no audio
+        ):
+            audio_id = block_id
+        else:
+            rest.append(block)
+    return audio_id, rest
 
 
 def _is_assistant(message: BaseMessage) -> bool:

@@ -12,6 +12,9 @@ from langchain_core.messages.ai import InputTokenDetails, OutputTokenDetails, Us
 from langchain_core.messages.tool import invalid_tool_call, tool_call
 from langchain_core.outputs import ChatGeneration, ChatResult
 
+from langchain_lunar._media_out import audio_block, check_audio, image_blocks
+from langchain_lunar._shape import ShapeError as ShapeError  # re-exported: its old home
+
 PROVIDER = "lunar"
 
 logger = logging.getLogger("langchain_lunar")
@@ -43,15 +46,6 @@ _TOKEN_DETAILS = (
     ("prompt_tokens_details", "cache_creation_tokens"),
     ("completion_tokens_details", "reasoning_tokens"),
 )
-
-
-class ShapeError(Exception):
-    """A field of the server's answer holds a JSON value of a type the protocol does not allow.
-
-    Raised by the checks below with a description of the field (``"choices that is not a
-    list"``); the transport turns it into a ``MalformedResponseError`` that quotes the event
-    or answer it came from.
-    """
 
 
 def check_usage(usage: Any) -> dict[str, Any] | None:
@@ -190,11 +184,18 @@ def _kind(value: Any) -> str:
 
 
 def completion_to_result(
-    payload: Any, requested_model: str, failed_attempts: tuple[dict[str, Any], ...] = ()
+    payload: Any,
+    requested_model: str,
+    failed_attempts: tuple[dict[str, Any], ...] = (),
+    *,
+    audio_format: str | None = None,
 ) -> ChatResult:
     """Convert a non-streaming ``chat.completion`` object into a ``ChatResult``.
 
-    Raises ``ShapeError`` when a field holds a value of the wrong type.
+    Images and audio in the message make the content a list: a text block (when there is
+    text), then image blocks, then the audio block, whose MIME type is of ``audio_format``
+    (the request's) unless the answer names its own. Raises ``ShapeError`` when a field holds
+    a value of the wrong type.
     """
     if type(payload) is not dict:
         raise ShapeError(f"an answer that is not a JSON object ({type(payload).__name__})")
@@ -232,8 +233,12 @@ def completion_to_result(
     )
     if logprobs is not None:
         metadata["logprobs"] = logprobs
+    media = extras.images
+    if extras.audio is not None:
+        media = [*media, audio_block(extras.audio, audio_format)]
+    blocks: list[str | dict[str, Any]] = [{"type": "text", "text": content}] if content else []
     ai_message = AIMessage(
-        content=content or "",
+        content=[*blocks, *media] if media else content or "",
         additional_kwargs={**extras.reasoning_kwargs, **extras.kwargs},
         id=check_optional_str(payload.get("id"), "an id"),
         tool_calls=tool_calls,
@@ -258,6 +263,8 @@ _MAPPED_FIELDS = frozenset(
         "reasoning_details",
         "refusal",
         "annotations",
+        "images",
+        "audio",
     }
 )
 UNMAPPED_KEY = "unmapped_fields"
@@ -273,13 +280,17 @@ class MessageFields:
         reasoning_kwargs: What goes in the reasoning chunk's ``additional_kwargs``.
         kwargs: What goes in the main chunk's ``additional_kwargs``: refusal, annotations,
             the rest.
+        images: The image blocks of ``images`` (see ``_media_out``).
+        audio: The checked ``audio`` object, or None.
     """
 
-    __slots__ = ("kwargs", "reasoning_kwargs")
+    __slots__ = ("audio", "images", "kwargs", "reasoning_kwargs")
 
     def __init__(self) -> None:
         self.reasoning_kwargs: dict[str, Any] = {}
         self.kwargs: dict[str, Any] = {}
+        self.images: list[dict[str, Any]] = []
+        self.audio: dict[str, Any] | None = None
 
 
 def message_fields(body: dict[str, Any], *, streamed: bool) -> MessageFields:
@@ -310,6 +321,8 @@ def message_fields(body: dict[str, Any], *, streamed: bool) -> MessageFields:
     annotations = _optional_list(body, "annotations", where)
     if annotations:
         fields.kwargs["annotations"] = annotations
+    fields.images = image_blocks(body.get("images"), where)
+    fields.audio = check_audio(body.get("audio"), where)
     if unmapped:
         fields.kwargs[UNMAPPED_KEY] = [{where: unmapped}]
     return fields

@@ -34,7 +34,9 @@ from langchain_lunar._exceptions import (
 )
 from langchain_lunar._fast_chunks import text_chunk
 from langchain_lunar._json import loads
+from langchain_lunar._media_out import StreamedMedia
 from langchain_lunar._responses import (
+    UNMAPPED_KEY,
     ShapeError,
     check_logprobs,
     check_tool_call,
@@ -53,11 +55,13 @@ class StreamAssembler:
     """Builds the chunks of one streamed answer from its Server-Sent Events."""
 
     __slots__ = (
+        "_audio_format",
         "_decoder",
         "_delivered",
         "_failed_attempts",
         "_fingerprint",
         "_id",
+        "_media",
         "_pending_logprobs",
         "_requested_model",
         "_secrets",
@@ -79,7 +83,10 @@ class StreamAssembler:
         *,
         secrets: Secrets = (),
         failed_attempts: tuple[dict[str, Any], ...] = (),
+        audio_format: str | None = None,
     ) -> None:
+        """``audio_format``: the one the request asks for, the MIME type of audio answers
+        that name none."""
         self._decoder = SSEDecoder()
         self._failed_attempts = failed_attempts
         self._requested_model = requested_model
@@ -93,6 +100,8 @@ class StreamAssembler:
         self._seen_fingerprint: Any = None
         self._usage: dict[str, Any] | None = None
         self._pending_logprobs: dict[str, Any] | None = None
+        self._audio_format = audio_format
+        self._media: StreamedMedia | None = None  # made by the first image or audio
         self._texts: list[str] = []
         self._delivered = False
         self._warned_after_done = False
@@ -311,10 +320,34 @@ class StreamAssembler:
                 self._texts.append(content)
         elif logprobs is not None:
             self._pending_logprobs = logprobs
+        if fields.images or fields.audio is not None:
+            media = self._media_chunk(fields.images, fields.audio)
+            if media is not None:
+                chunks.append(media)
         if not chunks:
             return None
         self._delivered = True
         return chunks[0] if len(chunks) == 1 else tuple(chunks)
+
+    def _media_chunk(
+        self, images: list[dict[str, Any]], audio: dict[str, Any] | None
+    ) -> ChatGenerationChunk | None:
+        """The chunk of a delta's images and audio piece, after its text: blocks in a list
+        content, which langchain-core adds to the text before it (see ``_media_out``)."""
+        if self._media is None:
+            self._media = StreamedMedia(self._audio_format)
+        blocks: list[str | dict[str, Any]] = list(self._media.image_pieces(images))
+        kwargs: dict[str, Any] = {}
+        if audio is not None:
+            piece, left = self._media.audio_piece(audio)
+            if piece is not None:
+                blocks.append(piece)
+            if left:
+                kwargs[UNMAPPED_KEY] = [{"delta": {"audio": left}}]
+        if not blocks and not kwargs:
+            return None
+        message = AIMessageChunk(content=blocks, id=self._id, additional_kwargs=kwargs)
+        return ChatGenerationChunk(message=message)
 
     def finish(self) -> ChatGenerationChunk:
         """The final chunk, once the body has ended; raises if the answer is incomplete."""
@@ -401,6 +434,8 @@ class _RichDelta:
             or self.fields.kwargs
             or self.tool_call_chunks
             or self.logprobs is not None
+            or self.fields.images
+            or self.fields.audio is not None
         )
 
 

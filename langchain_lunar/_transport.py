@@ -26,6 +26,7 @@ from langchain_lunar._error_mapping import (
 from langchain_lunar._exceptions import MalformedResponseError
 from langchain_lunar._json import loads
 from langchain_lunar._log_masking import hold_secrets, release_secrets
+from langchain_lunar._media_out import requested_audio_format
 from langchain_lunar._messages import ReturnedReasoning
 from langchain_lunar._responses import ShapeError, completion_to_result
 from langchain_lunar._secrets import Secrets, quote, redact
@@ -80,7 +81,10 @@ def stream_completion(
     only briefly (see ``_drain``). Redirects are never followed (see ``_wrong_answers``).
     """
     assembler = StreamAssembler(
-        request.model, secrets=request.secrets, failed_attempts=request.failed_attempts
+        request.model,
+        secrets=request.secrets,
+        failed_attempts=request.failed_attempts,
+        audio_format=requested_audio_format(request.body),
     )
     chunk_timeout = request.stream_chunk_timeout
     timeout = stream_timeout(request.timeout, chunk_timeout)
@@ -159,7 +163,10 @@ async def astream_completion(
 ) -> AsyncGenerator[ChatGenerationChunk, None]:
     """Async twin of ``stream_completion``; cancelling the task closes the response at once."""
     assembler = StreamAssembler(
-        request.model, secrets=request.secrets, failed_attempts=request.failed_attempts
+        request.model,
+        secrets=request.secrets,
+        failed_attempts=request.failed_attempts,
+        audio_format=requested_audio_format(request.body),
     )
     chunk_timeout = request.stream_chunk_timeout
     timeout = stream_timeout(request.timeout, chunk_timeout)
@@ -296,7 +303,12 @@ def _result_from(response: httpx.Response, request: CompletionRequest) -> ChatRe
             if type(value) is str:
                 payload[name] = redact(value, request.secrets)
     try:
-        return completion_to_result(payload, request.model, request.failed_attempts)
+        return completion_to_result(
+            payload,
+            request.model,
+            request.failed_attempts,
+            audio_format=requested_audio_format(request.body),
+        )
     except ShapeError as problem:
         raise MalformedResponseError(
             f"The answer from {request.model} has {problem}: "

@@ -242,16 +242,16 @@ def test_annotations_are_kept_streamed_and_not() -> None:
 def test_unmapped_delta_fields_are_kept_even_when_they_cannot_merge() -> None:
     # Values of changing types would make langchain-core's dict merge raise; a list does not.
     total = merged(
-        collect(streamed({"content": "a", "audio": {"id": 1}}, {"content": "b", "audio": "x"}))
+        collect(streamed({"content": "a", "speech": {"id": 1}}, {"content": "b", "speech": "x"}))
     )
     assert total.content == "ab"
     assert total.additional_kwargs["unmapped_fields"] == [
-        {"delta": {"audio": {"id": 1}}},
-        {"delta": {"audio": "x"}},
+        {"delta": {"speech": {"id": 1}}},
+        {"delta": {"speech": "x"}},
     ]
-    model = mock_model(lambda request: completion({"content": "a", "audio": {"id": 1}}))
+    model = mock_model(lambda request: completion({"content": "a", "speech": {"id": 1}}))
     assert model.invoke("hi").additional_kwargs["unmapped_fields"] == [
-        {"message": {"audio": {"id": 1}}}
+        {"message": {"speech": {"id": 1}}}
     ]
 
 

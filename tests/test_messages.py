@@ -100,14 +100,14 @@ def test_unsupported_message_kinds_are_named(message: object, named: str) -> Non
 
 
 def test_unsupported_part_is_named_with_its_place() -> None:
-    audio = HumanMessage(
+    uploaded = HumanMessage(
         content=[
-            {"type": "text", "text": "listen"},
-            {"type": "audio", "base64": "AAA", "mime_type": "audio/wav"},
+            {"type": "text", "text": "read this"},
+            {"type": "file", "file_id": "file-abc123"},
         ]
     )
-    with pytest.raises(ValueError, match=r"messages\[1\]\.content\[1\] is a 'input_audio' part"):
-        to_lunar_messages([SystemMessage("s"), audio])
+    with pytest.raises(ValueError, match=r"messages\[1\]\.content\[1\] is a file block"):
+        to_lunar_messages([SystemMessage("s"), uploaded])
 
 
 def test_unknown_block_is_refused() -> None:

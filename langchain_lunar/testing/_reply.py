@@ -1,7 +1,8 @@
 """What the assistant says: from a request body and a ``Reply`` to an ``Answer``.
 
 Everything that decides the *content* of a reply lives here (reasoning, text or refusal,
-annotations, tool calls, finish reason, cache figures), independent of HTTP and of SSE framing.
+images, audio, annotations, tool calls, finish reason, cache figures), independent of HTTP and
+of SSE framing.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import copy
 import json
 import re
 import secrets
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +55,42 @@ class ToolCall:
 
 
 @dataclass(frozen=True)
+class Audio:
+    """Spoken audio the assistant returns (as a model asked for ``modalities: ["text",
+    "audio"]`` does).
+
+    Non-streamed it is ``message.audio`` ``{"id", "data", "transcript", "expires_at",
+    "format"}``; streamed, ``delta.audio`` pieces: the id with the first transcript token,
+    one piece per further transcript token, then ``data`` in pieces of ``piece_size``
+    characters, then ``{"id", "expires_at"}`` (and ``format``).
+
+    Attributes:
+        data: the audio, base64-encoded.
+        transcript: what the audio says.
+        id: the audio's id; None picks ``"audio_" + 24 random hex digits`` per answer.
+        format: sent as ``format`` when given (OpenAI leaves it out: the request names it).
+        piece_size: characters of ``data`` per streamed piece.
+    """
+
+    data: str
+    transcript: str = ""
+    id: str | None = None
+    format: str | None = None
+    piece_size: int = 1024
+
+    def __post_init__(self) -> None:
+        for name in ("data", "transcript"):
+            if not isinstance(getattr(self, name), str):
+                raise TypeError(f"Audio.{name} must be a str, got {getattr(self, name)!r}")
+        for name in ("id", "format"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ValueError(f"Audio.{name} must be None or a non-empty str, got {value!r}")
+        if not isinstance(self.piece_size, int) or self.piece_size < 1:
+            raise ValueError(f"Audio.piece_size must be a positive int, got {self.piece_size!r}")
+
+
+@dataclass(frozen=True)
 class Reply:
     """One assistant answer as a test scripts it.
 
@@ -76,6 +114,10 @@ class Reply:
             prompt's size); see ``WireStyle.usage_details``.
         cache_write_tokens: prompt tokens reported as written to the prompt cache (Anthropic's
             ``cache_creation_input_tokens``, capped at the uncached rest of the prompt).
+        images: generated images, each a URL or a data URL (``data:image/png;base64,...``):
+            ``message.images`` items ``{"type": "image_url", "image_url": {"url"}}``, streamed
+            one per delta after the text, as OpenRouter sends them.
+        audio: spoken audio (see ``Audio``), streamed after the images.
     """
 
     text: str = ""
@@ -85,10 +127,19 @@ class Reply:
     annotations: Sequence[Mapping[str, Any]] = ()
     cached_tokens: int = 0
     cache_write_tokens: int = 0
+    images: Sequence[str] = ()
+    audio: Audio | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.text, str):
             raise TypeError(f"Reply.text must be a str, got {self.text!r}")
+        images = tuple(self.images) if not isinstance(self.images, str) else (self.images,)
+        for image in images:
+            if not isinstance(image, str) or not image:
+                raise TypeError(f"Reply.images must hold URLs (non-empty str), got {image!r}")
+        object.__setattr__(self, "images", images)
+        if self.audio is not None and not isinstance(self.audio, Audio):
+            raise TypeError(f"Reply.audio must be an Audio or None, got {self.audio!r}")
         calls = tuple(self.tool_calls)
         for call in calls:
             if not isinstance(call, ToolCall):
@@ -107,8 +158,10 @@ class Reply:
         if self.refusal is not None:
             if not isinstance(self.refusal, str) or not self.refusal:
                 raise ValueError(f"Reply.refusal must be a non-empty str, got {self.refusal!r}")
-            if self.text or calls or annotations:
-                raise ValueError("a Reply with a refusal has no text, tool_calls or annotations")
+            if self.text or calls or annotations or images or self.audio:
+                raise ValueError(
+                    "a Reply with a refusal has no text, tool_calls, annotations, images or audio"
+                )
         for name in ("cached_tokens", "cache_write_tokens"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
@@ -140,6 +193,41 @@ class SentToolCall:
 
 
 @dataclass(frozen=True)
+class SentAudio:
+    """An ``Audio`` as this answer sends it: its id chosen, its expiry set."""
+
+    audio: Audio
+    id: str
+    expires_at: int
+
+    def message_form(self) -> dict[str, Any]:
+        """``message.audio`` of a non-streaming answer."""
+        form: dict[str, Any] = {
+            "id": self.id,
+            "data": self.audio.data,
+            "transcript": self.audio.transcript,
+            "expires_at": self.expires_at,
+        }
+        if self.audio.format is not None:
+            form["format"] = self.audio.format
+        return form
+
+    def deltas(self) -> list[dict[str, Any]]:
+        """The ``delta.audio`` pieces of a streamed answer, in order."""
+        audio = self.audio
+        pieces: list[dict[str, Any]] = [
+            {"transcript": token} for token in tokenize(audio.transcript)
+        ] or [{}]
+        pieces[0] = {"id": self.id, **pieces[0]}
+        size = audio.piece_size
+        pieces += [{"data": audio.data[i : i + size]} for i in range(0, len(audio.data), size)]
+        last: dict[str, Any] = {"id": self.id, "expires_at": self.expires_at}
+        if audio.format is not None:
+            last["format"] = audio.format
+        return [*pieces, last]
+
+
+@dataclass(frozen=True)
 class Answer:
     """One assistant answer, after ``stop`` and ``max_tokens`` were applied.
 
@@ -159,6 +247,8 @@ class Answer:
     cached_tokens: int = 0
     cache_write_tokens: int = 0
     top_logprobs: int | None = None
+    images: tuple[str, ...] = ()
+    audio: SentAudio | None = None
 
     @property
     def reasoning(self) -> str:
@@ -259,7 +349,8 @@ def make_answer(body: dict[str, Any], reply: Reply, top_logprobs: int | None = N
     ``max_tokens``: then at most that many text tokens are kept; if tokens were dropped the
     finish reason is "length". Either cut ends the answer inside its text, before the
     annotations and tool calls, so those are dropped then. Otherwise the tool calls are all
-    sent, whole (``max_tokens`` does not limit them), with finish reason "tool_calls".
+    sent, whole (``max_tokens`` does not limit them), with finish reason "tool_calls". Images
+    and audio are sent whole too, unless a cut dropped them.
     Reasoning and a refusal are never cut. ``top_logprobs`` is passed on to the answer.
     """
     text = reply.text
@@ -274,6 +365,10 @@ def make_answer(body: dict[str, Any], reply: Reply, top_logprobs: int | None = N
         finish_reason = "length"
     whole = not cuts and finish_reason == "stop"
     calls: tuple[SentToolCall, ...] = ()
+    audio = None
+    if whole and reply.audio is not None:
+        audio_id = reply.audio.id or "audio_" + secrets.token_hex(12)
+        audio = SentAudio(reply.audio, audio_id, int(time.time()) + 3600)
     if whole and reply.tool_calls:
         calls = tuple(_send(call) for call in reply.tool_calls)
         finish_reason = "tool_calls"
@@ -288,4 +383,6 @@ def make_answer(body: dict[str, Any], reply: Reply, top_logprobs: int | None = N
         cached_tokens=reply.cached_tokens,
         cache_write_tokens=reply.cache_write_tokens,
         top_logprobs=top_logprobs,
+        images=tuple(reply.images) if whole else (),
+        audio=audio,
     )

@@ -115,6 +115,11 @@ def tool_call_deltas(
     return [{"tool_calls": [delta]} for delta in ordered]
 
 
+def image_item(url: str) -> dict[str, Any]:
+    """One ``images`` item: ``{"type": "image_url", "image_url": {"url": url}}``."""
+    return {"type": "image_url", "image_url": {"url": url}}
+
+
 def role_delta(answer: Answer) -> dict[str, Any]:
     """The opening delta: ``{"role": "assistant", "content": ""}``, or for a refusal
     ``{"role": "assistant", "content": None, "refusal": ""}`` (content stays null throughout)."""
@@ -133,9 +138,10 @@ def _reasoning_delta(piece: str, style: WireStyle) -> dict[str, Any]:
 def answer_pieces(answer: Answer, style: WireStyle) -> list[Piece]:
     """Every delta of a streamed ``answer`` after the role chunk, in order: one per reasoning
     token; one per text token (with ``style.mixed_chunk`` the last reasoning token and the
-    first text token share one delta), or one per refusal token; one ``{"annotations": [...]}``
-    delta if there are annotations; then the tool-call deltas. Each token and each tool-call
-    delta costs one completion token, streamed or not.
+    first text token share one delta), or one per refusal token; one ``{"images": [item]}``
+    delta per image; the ``{"audio": {...}}`` pieces; one ``{"annotations": [...]}`` delta if
+    there are annotations; then the tool-call deltas. Each token, image, audio piece and
+    tool-call delta costs one completion token, streamed or not.
 
     With log probabilities requested (``answer.top_logprobs`` not None), the ``logprobs`` of a
     text piece are ``{"content": [entry]}``, of a refusal piece ``{"content": None,
@@ -161,6 +167,10 @@ def answer_pieces(answer: Answer, style: WireStyle) -> list[Piece]:
         if top is not None:
             logprobs = {"content": None, "refusal": [token_logprob(token, index, top)]}
         text.append(Piece({"content": None, "refusal": token}, logprobs=logprobs))
+    for url in answer.images:
+        text.append(Piece({"images": [image_item(url)]}))
+    if answer.audio is not None:
+        text.extend(Piece({"audio": audio}) for audio in answer.audio.deltas())
     if answer.annotations:
         text.append(Piece({"annotations": list(answer.annotations)}, tokens=0))
     calls = tool_call_deltas(answer.tool_calls, style.tool_fragment, style.interleave_tool_calls)
@@ -179,8 +189,9 @@ def completion(
     tokens its streamed form would cost.
 
     ``content`` is null when the answer is only tool calls, or a refusal (then ``refusal``
-    holds its text), as OpenAI-compatible servers send. Reasoning goes under
-    ``style.reasoning_field`` (and ``reasoning_details``), annotations under ``annotations``;
+    holds its text), or when it has audio, as OpenAI-compatible servers send. Reasoning goes under
+    ``style.reasoning_field`` (and ``reasoning_details``), images under ``images``, audio
+    under ``audio``, annotations under ``annotations``;
     ``choices[0].logprobs`` covers every token when the request asked for log probabilities.
     """
     meter.mark_first_token()
@@ -193,6 +204,11 @@ def completion(
         message.update(style.extra_delta_fields)
     if answer.reasoning_tokens:
         message.update(_reasoning_delta(answer.reasoning, style))
+    if answer.images:
+        message["images"] = [image_item(url) for url in answer.images]
+    if answer.audio is not None:
+        message["audio"] = answer.audio.message_form()
+        message["content"] = answer.text or None  # as OpenAI sends it with audio
     if answer.annotations:
         message["annotations"] = list(answer.annotations)
     if answer.tool_calls:

@@ -8,6 +8,9 @@ server would.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 from typing import Any
 
 VALID_ROLES = ("system", "user", "assistant", "tool", "developer")
@@ -15,6 +18,11 @@ VALID_ROLES = ("system", "user", "assistant", "tool", "developer")
 _TOOL_CHOICE_WORDS = ("none", "auto", "required")
 _TOOL_CHOICE_FORMS = '"none", "auto", "required" or {"type": "function", "function": {"name": ...}}'
 _RESPONSE_FORMATS = ("text", "json_object", "json_schema")
+PART_TYPES = ("text", "image_url", "file", "input_audio", "video_url")
+"""The content part types a user message may hold."""
+AUDIO_FORMATS = ("wav", "mp3", "aiff", "aac", "ogg", "flac", "m4a", "pcm16", "pcm24")
+"""The ``input_audio.format`` values taken (OpenAI's and OpenRouter's)."""
+_DATA_URL = re.compile(r"data:([\w.+-]+/[\w.+-]+)(?:;[^,;]*)*;base64,(.*)", re.DOTALL)
 
 
 def _is_int(value: object) -> bool:
@@ -30,9 +38,11 @@ def validate_request(body: Any) -> str | None:
 
     Checks ``model`` (non-empty string); ``messages`` (non-empty list of objects with a valid
     ``role``; assistant ``tool_calls``; tool messages' ``content`` and ``tool_call_id``, which
-    must match a tool call of an earlier assistant message); the types of ``stream``,
-    ``stream_options``, ``max_tokens``, ``stop``, ``logprobs``, ``top_logprobs`` (0-20, only
-    with ``logprobs: true``); and the shapes of ``tools``, ``tool_choice`` and
+    must match a tool call of an earlier assistant message; user messages' content parts:
+    text, ``image_url``, ``file``, ``input_audio``, ``video_url``, their URLs http(s) or
+    base64 data URLs of the right kind, audio data base64 in a known format); the types of
+    ``stream``, ``stream_options``, ``max_tokens``, ``stop``, ``logprobs``, ``top_logprobs``
+    (0-20, only with ``logprobs: true``); and the shapes of ``tools``, ``tool_choice`` and
     ``response_format``.
     """
     if not isinstance(body, dict):
@@ -104,7 +114,92 @@ def _check_messages(messages: list[Any]) -> str | None:
             problem = _check_tool_message(f"messages[{i}]", message, call_ids)
             if problem is not None:
                 return problem
+        if role == "user" and isinstance(message.get("content"), list):
+            problem = _check_parts(f"messages[{i}].content", message["content"])
+            if problem is not None:
+                return problem
     return None
+
+
+def _check_parts(where: str, parts: list[Any]) -> str | None:
+    """Why a user message's content parts are not what OpenAI-compatible servers take."""
+    for j, part in enumerate(parts):
+        at = f"{where}[{j}]"
+        if not isinstance(part, dict):
+            return f"'{at}' must be an object"
+        kind = part.get("type")
+        if kind not in PART_TYPES:
+            return f"'{at}.type' must be one of {', '.join(PART_TYPES)}, got {kind!r}"
+        inner = part.get(kind) if kind != "text" else part
+        if not isinstance(inner, dict):
+            return f"'{at}.{kind}' must be an object"
+        problem = _PART_CHECKS[kind](f"{at}.{kind}" if kind != "text" else at, inner)
+        if problem is not None:
+            return problem
+    return None
+
+
+def _check_text_part(at: str, part: dict[str, Any]) -> str | None:
+    return None if isinstance(part.get("text"), str) else f"'{at}.text' must be a string"
+
+
+def _check_image(at: str, image: dict[str, Any]) -> str | None:
+    return _check_url(f"{at}.url", image.get("url"), "image/")
+
+
+def _check_video(at: str, video: dict[str, Any]) -> str | None:
+    return _check_url(f"{at}.url", video.get("url"), "video/")
+
+
+def _check_file(at: str, file: dict[str, Any]) -> str | None:
+    if "file_id" in file:
+        # A provider's uploaded file: this server keeps no files, as a gateway that routes
+        # to another provider cannot resolve one either.
+        return f"'{at}.file_id' names an uploaded file; this server has none, send file_data"
+    filename = file.get("filename")
+    if not isinstance(filename, str) or not filename:
+        return f"'{at}.filename' must be a non-empty string"
+    return _check_url(f"{at}.file_data", file.get("file_data"), "")
+
+
+def _check_audio(at: str, audio: dict[str, Any]) -> str | None:
+    data = audio.get("data")
+    if not isinstance(data, str) or not data or not _is_base64(data):
+        return f"'{at}.data' must be base64 text (not a data URL)"
+    audio_format = audio.get("format")
+    if audio_format not in AUDIO_FORMATS:
+        return f"'{at}.format' must be one of {', '.join(AUDIO_FORMATS)}, got {audio_format!r}"
+    return None
+
+
+def _check_url(at: str, url: Any, media: str) -> str | None:
+    """A public http(s) URL, or a base64 data URL whose MIME type starts with ``media``."""
+    if not isinstance(url, str):
+        return f"'{at}' must be a string"
+    if url.startswith(("https://", "http://")):
+        return None
+    match = _DATA_URL.fullmatch(url)
+    if match is None or not match.group(1).startswith(media) or not _is_base64(match.group(2)):
+        kind = f"a {media}* " if media else "a "
+        return f"'{at}' must be an http(s) URL or {kind}data URL with base64 data"
+    return None
+
+
+def _is_base64(text: str) -> bool:
+    try:
+        base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return True
+
+
+_PART_CHECKS = {
+    "text": _check_text_part,
+    "image_url": _check_image,
+    "video_url": _check_video,
+    "file": _check_file,
+    "input_audio": _check_audio,
+}
 
 
 def _check_assistant_calls(where: str, calls: Any) -> str | None:
