@@ -116,6 +116,10 @@ def resolve_call(
     body.update(llm.model_kwargs)
     body.update(settings.get("model_kwargs") or {})
     body.update(call)
+    if body.get("tools") == []:
+        # No tools: servers that validate the field (OpenAI's, DeepSeek's) refuse an empty list,
+        # which create_agent binds when it asks for native structured output and has no tools.
+        del body["tools"]
     if body.get("n", 1) != 1:
         raise ValueError(f"ChatLunar asks for one answer per request; remove n={body['n']!r}.")
     reasoning = ReturnedReasoning.of(messages, to_lunar_messages(messages))

@@ -39,6 +39,7 @@ from pydantic import (
 from langchain_lunar import _refusal_blocks, _transport
 from langchain_lunar._clients import ClientPool, PoolKey
 from langchain_lunar._cooldowns import CooldownStore, default_cooldowns
+from langchain_lunar._profiles import profile_for
 from langchain_lunar._responses import PROVIDER
 from langchain_lunar._retry import acall_with_retries, call_with_retries
 from langchain_lunar._secrets import masked_headers
@@ -50,6 +51,7 @@ from langchain_lunar._settings import (
 )
 
 if TYPE_CHECKING:
+    from langchain_core.language_models import ModelProfile
     from typing_extensions import Self  # typing.Self needs Python 3.11
 
     from langchain_lunar._tools import StructuredOutputMethod, ToolLike
@@ -91,6 +93,10 @@ class ChatLunar(BaseChatModel):
     Every field that shapes a request can also be passed per call, e.g.
     ``llm.invoke(messages, model="claude-3-haiku", temperature=0.2)`` or through ``.bind()``.
     Unknown per-call keyword arguments (``response_format``, ``tools``, ...) go into the body.
+
+    ``profile`` (langchain-core's ``ModelProfile``: context window, modalities, tool calling,
+    structured output) is filled from the models.dev data for known model ids, with or without
+    a provider prefix; it is None for an unknown id, and a ``profile=`` given wins.
     """
 
     model_config = ConfigDict(populate_by_name=True, extra="forbid", protected_namespaces=())
@@ -186,6 +192,10 @@ class ChatLunar(BaseChatModel):
         # No field shapes the connections yet; one that does (a proxy) joins the key.
         self._clients = ClientPool(PoolKey())
         return self
+
+    def _resolve_model_profile(self) -> ModelProfile | None:
+        # langchain-core's validator calls this when no `profile=` was given.
+        return profile_for(self.model)
 
     @property
     def _llm_type(self) -> str:

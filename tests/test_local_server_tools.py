@@ -271,6 +271,7 @@ def with_messages(*messages: dict[str, Any], **extra: Any) -> dict[str, Any]:
     ("payload", "named"),
     [
         (body(tools={"type": "function"}), "'tools'"),
+        (body(tools=[]), "'tools' must not be empty"),
         (body(tools=[{"type": "retrieval", "function": {"name": "f"}}]), "'tools[0].type'"),
         (body(tools=[{"type": "function"}]), "'tools[0].function'"),
         (body(tools=[{"type": "function", "function": {"name": ""}}]), "'tools[0].function.name'"),

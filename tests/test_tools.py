@@ -369,3 +369,11 @@ def test_streaming_structured_output_through_tool_calls() -> None:
 def test_unknown_method_is_refused() -> None:
     with pytest.raises(ValueError, match="method='xml'"):
         mock_model(Recorder(b"")).with_structured_output(Joke, method="xml")  # type: ignore[arg-type]
+
+
+def test_an_empty_tool_list_is_not_sent() -> None:
+    # Servers that validate `tools` refuse an empty list; create_agent binds one when it asks
+    # for native structured output and has no tools.
+    recorder = Recorder(lambda request: completion({"role": "assistant", "content": "hi"}))
+    mock_model(recorder).bind_tools([]).invoke("x")
+    assert "tools" not in recorder.last_json

@@ -250,6 +250,9 @@ def _check_tools(body: dict[str, Any]) -> str | None:
     if tools is not None:
         if not isinstance(tools, list):
             return "'tools' must be a list"
+        if not tools:
+            # As OpenAI's and DeepSeek's servers: no tools is said by leaving the field out.
+            return "'tools' must not be empty; leave it out when there are no tools"
         for i, tool in enumerate(tools):
             if not isinstance(tool, dict):
                 return f"'tools[{i}]' must be an object"
