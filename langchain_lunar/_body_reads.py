@@ -48,7 +48,8 @@ def abody_reads(response: httpx.Response) -> AsyncIterator[bytes]:
 
 
 class Body(NamedTuple):
-    """A body read up to a bound: its bytes, and whether they are all of it."""
+    """A body read up to a bound: its bytes (only their start, to quote, when cut short), and
+    whether they are all of it."""
 
     content: bytes
     whole: bool
@@ -62,7 +63,7 @@ def read_body(response: httpx.Response, limit: int) -> Body:
         pieces.append(data)
         size += len(data)
         if size > limit:
-            return _kept(response, Body(b"".join(pieces)[:limit], whole=False))
+            return _kept(response, Body(_start(pieces, limit), whole=False))
     return _kept(response, Body(b"".join(pieces), whole=True))
 
 
@@ -74,8 +75,18 @@ async def aread_body(response: httpx.Response, limit: int) -> Body:
         pieces.append(data)
         size += len(data)
         if size > limit:
-            return _kept(response, Body(b"".join(pieces)[:limit], whole=False))
+            return _kept(response, Body(_start(pieces, limit), whole=False))
     return _kept(response, Body(b"".join(pieces), whole=True))
+
+
+def _start(pieces: list[bytes], limit: int) -> bytes:
+    """The first ``STEP`` bytes (at most ``limit``): all an error quotes of a body cut short."""
+    size = 0
+    for count, piece in enumerate(pieces, 1):
+        size += len(piece)
+        if size >= STEP:
+            break
+    return b"".join(pieces[:count])[: min(STEP, limit)]
 
 
 def _kept(response: httpx.Response, body: Body) -> Body:
