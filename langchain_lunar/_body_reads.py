@@ -81,12 +81,14 @@ async def aread_body(response: httpx.Response, limit: int) -> Body:
 
 def _start(pieces: list[bytes], limit: int) -> bytes:
     """The first ``STEP`` bytes (at most ``limit``): all an error quotes of a body cut short."""
+    kept: list[bytes] = []
     size = 0
-    for count, piece in enumerate(pieces, 1):
+    for piece in pieces:
+        kept.append(piece)
         size += len(piece)
         if size >= STEP:
             break
-    return b"".join(pieces[:count])[: min(STEP, limit)]
+    return b"".join(kept)[: min(STEP, limit)]
 
 
 def _kept(response: httpx.Response, body: Body) -> Body:
