@@ -1,12 +1,13 @@
 """Very large events, endless lines and gzip bombs, read as a user reads them (issue 19).
 
     python benchmarks/big_events.py [--tree DIR ...] [--case NAME ...] [--endless-seconds S]
+        [--async]
 
 Each case runs in a fresh interpreter (so its peak memory is its own): a server process on
 127.0.0.1 sends exact bytes over TCP, and the client calls ``ChatLunar.stream()`` (or
-``invoke()``) through httpx, as a user does. Printed per case: the wall time until the call
-returned or raised, the client's CPU time, the growth of its peak resident memory, and what the
-call ended with.
+``invoke()``; with ``--async``, ``astream()`` and ``ainvoke()``) through httpx, as a user does.
+Printed per case: the wall time until the call returned or raised, the client's CPU time, the
+growth of its peak resident memory, and what the call ended with.
 
 Cases:
 - ``event8`` / ``event32``: one valid delta whose content is 8 / 32 MiB (an image model's base64
@@ -25,6 +26,7 @@ one this script's checkout holds; give several to compare.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import multiprocessing
 import os
@@ -35,6 +37,7 @@ import sys
 import time
 import zlib
 from pathlib import Path
+from typing import Any
 
 MIB = 1 << 20
 CASES = ("event8", "event32", "garbage40", "endless", "gz500", "gzinvoke", "gzblank", "gzdata")
@@ -109,7 +112,23 @@ def _serve(case: str, endless_seconds: float, port_pipe: object) -> None:
         connection.close()
 
 
-def _child(case: str, endless_seconds: float) -> None:
+def _call(llm: Any, case: str, use_async: bool) -> str:
+    """Call ``llm`` as the case asks; what it returned."""
+    if case in ("gz500", "gzinvoke"):
+        if use_async:
+            asyncio.run(llm.ainvoke("hi"))
+        else:
+            llm.invoke("hi")
+        return "returned"
+
+    async def astream() -> int:
+        return sum([len(chunk.content) async for chunk in llm.astream("hi")])
+
+    size = asyncio.run(astream()) if use_async else sum(len(c.content) for c in llm.stream("hi"))
+    return f"returned {size} characters"
+
+
+def _child(case: str, endless_seconds: float, use_async: bool) -> None:
     from langchain_lunar import ChatLunar
 
     receiver, sender = multiprocessing.Pipe(duplex=False)
@@ -126,14 +145,7 @@ def _child(case: str, endless_seconds: float) -> None:
     cpu = usage.ru_utime + usage.ru_stime
     start = time.perf_counter()
     try:
-        if case in ("gz500", "gzinvoke"):
-            llm.invoke("hi")
-            outcome = "returned"
-        else:
-            text = 0
-            for chunk in llm.stream("hi"):
-                text += len(chunk.content)
-            outcome = f"returned {text} characters"
+        outcome = _call(llm, case, use_async)
     except Exception as error:
         body = getattr(error, "body", None)
         kept = f", error.body {len(str(body))} chars" if body is not None else ""
@@ -145,6 +157,7 @@ def _child(case: str, endless_seconds: float) -> None:
         json.dumps(
             {
                 "case": case,
+                "way": "async" if use_async else "sync",
                 "wall_s": round(wall, 2),
                 "cpu_s": round(usage.ru_utime + usage.ru_stime - cpu, 2),
                 "peak_rss_growth_mib": round((after_rss - before_rss) / 1024, 1),
@@ -160,10 +173,11 @@ def main() -> None:
     parser.add_argument("--tree", action="append", default=[])
     parser.add_argument("--case", action="append", choices=CASES, default=[])
     parser.add_argument("--endless-seconds", type=float, default=30.0)
+    parser.add_argument("--async", dest="use_async", action="store_true")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        _child(args.child, args.endless_seconds)
+        _child(args.child, args.endless_seconds, args.use_async)
         return
     here = str(Path(__file__).resolve().parent.parent)
     for tree in [os.path.abspath(t) for t in args.tree] or [here]:
@@ -171,6 +185,7 @@ def main() -> None:
         for case in args.case or CASES:
             command = [sys.executable, __file__, "--child", case]
             command += ["--endless-seconds", str(args.endless_seconds)]
+            command += ["--async"] if args.use_async else []
             env = {**os.environ, "PYTHONPATH": tree}
             subprocess.run(command, env=env, cwd=tree, check=True)
 
