@@ -1,7 +1,7 @@
 """Very large events, endless lines and gzip bombs, read as a user reads them (issue 19).
 
     python benchmarks/big_events.py [--tree DIR ...] [--case NAME ...] [--endless-seconds S]
-        [--async]
+        [--async] [--max-event-bytes N]
 
 Each case runs in a fresh interpreter (so its peak memory is its own): a server process on
 127.0.0.1 sends exact bytes over TCP, and the client calls ``ChatLunar.stream()`` (or
@@ -19,6 +19,7 @@ Cases:
   as a 500 error body, as an ``invoke`` answer, and as an event stream of blank lines or of
   ``data: {}`` events.
 
+``--max-event-bytes N`` sets ChatLunar's bound (default: its own) for a tree that has it.
 ``--tree DIR`` runs the package in DIR (e.g. ``git archive REV | tar -x -C DIR``) instead of the
 one this script's checkout holds; give several to compare.
 """
@@ -128,7 +129,7 @@ def _call(llm: Any, case: str, use_async: bool) -> str:
     return f"returned {size} characters"
 
 
-def _child(case: str, endless_seconds: float, use_async: bool) -> None:
+def _child(case: str, endless_seconds: float, use_async: bool, bound: int | None) -> None:
     from langchain_lunar import ChatLunar
 
     receiver, sender = multiprocessing.Pipe(duplex=False)
@@ -137,9 +138,9 @@ def _child(case: str, endless_seconds: float, use_async: bool) -> None:
     )
     server.start()
     port = receiver.recv()
-    llm = ChatLunar(
-        model="m", api_key="sk-bench", base_url=f"http://127.0.0.1:{port}/v1", max_retries=0
-    )
+    settings: dict[str, Any] = {} if bound is None else {"max_event_bytes": bound}
+    url = f"http://127.0.0.1:{port}/v1"
+    llm = ChatLunar(model="m", api_key="sk-bench", base_url=url, max_retries=0, **settings)
     before_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     usage = resource.getrusage(resource.RUSAGE_SELF)
     cpu = usage.ru_utime + usage.ru_stime
@@ -174,10 +175,11 @@ def main() -> None:
     parser.add_argument("--case", action="append", choices=CASES, default=[])
     parser.add_argument("--endless-seconds", type=float, default=30.0)
     parser.add_argument("--async", dest="use_async", action="store_true")
+    parser.add_argument("--max-event-bytes", type=int)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        _child(args.child, args.endless_seconds, args.use_async)
+        _child(args.child, args.endless_seconds, args.use_async, args.max_event_bytes)
         return
     here = str(Path(__file__).resolve().parent.parent)
     for tree in [os.path.abspath(t) for t in args.tree] or [here]:
@@ -186,6 +188,8 @@ def main() -> None:
             command = [sys.executable, __file__, "--child", case]
             command += ["--endless-seconds", str(args.endless_seconds)]
             command += ["--async"] if args.use_async else []
+            if args.max_event_bytes is not None:
+                command += ["--max-event-bytes", str(args.max_event_bytes)]
             env = {**os.environ, "PYTHONPATH": tree}
             subprocess.run(command, env=env, cwd=tree, check=True)
 
