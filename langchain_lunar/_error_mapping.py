@@ -79,6 +79,10 @@ _RETRY_AFTER_HEADERS = (
 
 _SNIPPET_CHARS = 500
 
+KEPT_BODY_CHARS = 4096
+"""The most of an error body (and of its message) an error keeps: an error may be kept, logged
+and pickled, and the server may send megabytes."""
+
 # Error bodies nest a few levels (FastAPI's validation errors: four); deeper levels are left out
 # of ``APIError.body``, so that no ``repr``, ``json.dumps`` or ``pickle`` of an error can
 # exhaust the stack.
@@ -99,8 +103,13 @@ def error_from_response(
     *,
     reason: str = "",
     secrets: Secrets = (),
+    cut_at: int | None = None,
 ) -> APIError:
     """Build the error for an HTTP response whose status is 400 or above.
+
+    ``content`` is the body, or its start when ``cut_at`` is set: the body passed that bound
+    and was not read further. A body longer than ``KEPT_BODY_CHARS`` bytes is read for the
+    message and the wait it asks for, and ``error.body`` keeps its start, as text.
 
     Whatever the body, the reason phrase and the headers hold, this returns the error of the
     status: a part that cannot be read (a header that is no wait, a body nested too deeply) is
@@ -108,18 +117,38 @@ def error_from_response(
     """
     for secret in secrets:
         content = content.replace(secret.encode(), MASK.encode())
-    body, nested_too_deeply = _readable(_parse_body(content), secrets)
+    # A body cut short is no JSON: only its start is kept, as text.
+    body, nested_too_deeply = _readable(_parse_body(content) if cut_at is None else None, secrets)
     message = _message_from_body(body) or redact(reason.strip(), secrets) or f"HTTP {status_code}"
+    if len(message) > KEPT_BODY_CHARS:
+        message = message[:KEPT_BODY_CHARS] + "..."
     if nested_too_deeply:
         message += _TOO_DEEP_NOTE
+    if cut_at is not None:
+        message += (
+            f" (the error body passed max_event_bytes={cut_at}: it was not read further, "
+            "and error.body holds its start)"
+        )
+    retry_after = parse_retry_after(headers, body)
+    if cut_at is not None or len(content) > KEPT_BODY_CHARS:
+        body = _start_of(content, secrets)
     request_id = headers.get("x-request-id")
     return _build(
         status_code,
         message,
         body,
         request_id=redact(request_id, secrets) if request_id else None,
-        retry_after=parse_retry_after(headers, body),
+        retry_after=retry_after,
     )
+
+
+def _start_of(content: bytes, secrets: Secrets) -> str:
+    """The first ``KEPT_BODY_CHARS`` characters of a body, masked, then "..."."""
+    # A secret crossing the cut is masked before it (the bytes were masked already; the text
+    # is masked again for a key spelled otherwise).
+    room = KEPT_BODY_CHARS + max(map(len, secrets), default=0)
+    text = redact(content[: room * 4].decode("utf-8", errors="replace")[:room], secrets)
+    return text[:KEPT_BODY_CHARS] + "..."
 
 
 def error_from_event(payload: Mapping[str, Any], *, secrets: Secrets = ()) -> APIError:

@@ -19,6 +19,7 @@ import httpx
 from langchain_core.messages import BaseMessage
 from pydantic import ConfigDict, SecretStr, TypeAdapter, ValidationError
 
+from langchain_lunar._body_reads import ACCEPT_ENCODING
 from langchain_lunar._cooldowns import CooldownScope, cooldown_scope
 from langchain_lunar._messages import ReturnedReasoning, to_lunar_messages
 from langchain_lunar._retry import RetrySettings
@@ -60,6 +61,7 @@ CALL_SETTINGS = frozenset(
         "base_url",
         "timeout",
         "stream_chunk_timeout",
+        "max_event_bytes",
         "default_headers",
         "stream_usage",
         "model_kwargs",
@@ -136,6 +138,8 @@ def resolve_call(
     headers = {
         "user-agent": f"langchain-lunar/{__version__}",
         "accept": "text/event-stream" if stream else "application/json",
+        # Only what _body_reads decompresses in bounded steps (httpx would also offer zstd).
+        "accept-encoding": ACCEPT_ENCODING,
     }
     if secret:
         headers["authorization"] = f"Bearer {secret}"
@@ -156,6 +160,7 @@ def resolve_call(
         returned_reasoning=reasoning if reasoning.returned else None,
         # 0 turns it off too, as None cannot per call (None there means the model's setting).
         stream_chunk_timeout=chunk_timeout if chunk_timeout and chunk_timeout < math.inf else None,
+        max_event_bytes=settings.get("max_event_bytes", llm.max_event_bytes),
     )
     retry = RetrySettings(**{name: settings.get(name, getattr(llm, name)) for name in RETRY_FIELDS})
     store = llm.cooldowns

@@ -12,25 +12,44 @@ end of the body, an event that still lacks its closing blank line is dispatched 
 discarded, so a truncated payload reaches the JSON parser and fails loudly rather than vanishing.
 
 The bytes of an event still arriving are kept as a list of pieces and joined once, when a blank
-line ends the event, so an event spread over many reads costs time linear in its size.
+line ends the event, so an event spread over many reads costs time linear in its size. They are
+bounded: once more than ``max_event_bytes`` wait for their blank line, they are dropped and the
+last event ``feed`` returns is ``TOO_LARGE`` (the events before it come first, as they arrived).
+The bound is checked once per piece, never per event, so an event of one piece larger than the
+bound may pass; one spread over more pieces cannot, and what is kept never passes the bound by
+more than one piece.
 """
 
 from __future__ import annotations
 
+import re
+
 _BOM = b"\xef\xbb\xbf"
+_BLANK_RUNS = re.compile(b"\n\n\n+")
 
 Event = tuple[bytes, "str | None"]
 """``(data, event)``: the joined ``data:`` lines, and the ``event:`` field or None."""
+
+MAX_EVENT_BYTES = 128 * 1024 * 1024
+"""The default bound of one event (ChatLunar's ``max_event_bytes``)."""
+
+# A str of its own, never equal by identity to a name decoded from the stream.
+_TOO_LARGE_NAME = "".join(("too ", "large"))
+TOO_LARGE: Event = (b"", _TOO_LARGE_NAME)
+"""The event ``feed`` ends with when an event passes ``max_event_bytes``: its data is no JSON, so
+it takes the error path of whoever reads it, which tells it by its name (``is TOO_LARGE[1]``)."""
 
 
 class SSEDecoder:
     """Incremental decoder: ``feed`` bytes as they arrive, then ``close`` at the end of the body."""
 
-    __slots__ = ("_pending", "_skip_lf", "_started")
+    __slots__ = ("_pending", "_pending_bytes", "_skip_lf", "_started", "max_event_bytes")
 
-    def __init__(self) -> None:
+    def __init__(self, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
         # The bytes since the last blank line, in the pieces they came in: an event arriving.
         self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self.max_event_bytes = max_event_bytes
         self._skip_lf = False
         self._started = False
 
@@ -59,6 +78,11 @@ class SSEDecoder:
         if pending:
             # A blank line may be split between the pieces: "\n" then "\n".
             if b"\n\n" not in chunk and not (chunk[:1] == b"\n" and pending[-1][-1:] == b"\n"):
+                # A read within an event (the event spans reads): the only place it grows.
+                self._pending_bytes += len(chunk)
+                if self._pending_bytes > self.max_event_bytes:
+                    pending.clear()  # the memory goes back at once; the stream ends here
+                    return [TOO_LARGE]
                 if chunk:
                     pending.append(chunk)
                 return []
@@ -66,15 +90,21 @@ class SSEDecoder:
             chunk = b"".join(pending)
             pending.clear()
         blocks = chunk.split(b"\n\n")
+        if len(blocks) > len(chunk) >> 3:
+            # Shorter blocks than any event: runs of extra blank lines, which dispatch nothing
+            # but would each cost a block to look at (100 MiB of them, from 100 KiB of gzip,
+            # seconds). Checked per read, not searched for, so that events pay nothing.
+            blocks = _BLANK_RUNS.sub(b"\n\n", chunk).split(b"\n\n")
         rest = blocks.pop()  # what follows the last blank line: the next event, arriving
         if rest:
             pending.append(rest)
+        self._pending_bytes = len(rest)
         events: list[Event] = []
         for block in blocks:
             # The hot path: a block of one data line is nearly every event of a completion.
             if block.startswith(b"data: ") and b"\n" not in block:
                 events.append((block[6:], None))
-            else:
+            elif block:  # extra blank lines make empty blocks: nothing to decode
                 _decode_block(block, events)
         return events
 

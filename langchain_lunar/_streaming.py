@@ -46,7 +46,8 @@ from langchain_lunar._responses import (
     usage_to_metadata,
 )
 from langchain_lunar._secrets import Secrets, quote, redact
-from langchain_lunar._sse import Event, SSEDecoder
+from langchain_lunar._sse import MAX_EVENT_BYTES, TOO_LARGE, Event, SSEDecoder
+from langchain_lunar._wrong_answers import too_large_error
 
 logger = logging.getLogger("langchain_lunar")
 
@@ -84,10 +85,11 @@ class StreamAssembler:
         secrets: Secrets = (),
         failed_attempts: tuple[dict[str, Any], ...] = (),
         audio_format: str | None = None,
+        max_event_bytes: int = MAX_EVENT_BYTES,
     ) -> None:
         """``audio_format``: the one the request asks for, the MIME type of audio answers
         that name none."""
-        self._decoder = SSEDecoder()
+        self._decoder = SSEDecoder(max_event_bytes)
         self._failed_attempts = failed_attempts
         self._requested_model = requested_model
         self._secrets = secrets
@@ -181,6 +183,9 @@ class StreamAssembler:
         except ValueError:
             payload = None
         if type(payload) is not dict:
+            if name is TOO_LARGE[1]:
+                limit = self._decoder.max_event_bytes
+                raise self.fail(too_large_error(f"An event of the stream from {self.model}", limit))
             raise self.fail(self._malformed("a data line that is not a JSON object", data))
         if name == "error" or payload.get("error") is not None:
             if "error" not in payload:

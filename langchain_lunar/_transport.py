@@ -9,6 +9,13 @@ from typing import Any, NamedTuple, NoReturn
 import httpx
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
+from langchain_lunar._body_reads import (
+    Body,
+    abody_reads,
+    aread_body,
+    body_reads,
+    read_body,
+)
 from langchain_lunar._chunk_timeout import (
     NEVER,
     DataDeadline,
@@ -30,6 +37,7 @@ from langchain_lunar._media_out import requested_audio_format
 from langchain_lunar._messages import ReturnedReasoning
 from langchain_lunar._responses import ShapeError, completion_to_result
 from langchain_lunar._secrets import Secrets, quote, redact
+from langchain_lunar._sse import MAX_EVENT_BYTES
 from langchain_lunar._streaming import StreamAssembler
 from langchain_lunar._wrong_answers import (
     empty_answer_error,
@@ -39,6 +47,7 @@ from langchain_lunar._wrong_answers import (
     not_json_error,
     page_error,
     redirect_error,
+    too_large_error,
 )
 
 
@@ -57,6 +66,9 @@ class CompletionRequest(NamedTuple):
 
     returned_reasoning: ReturnedReasoning | None = None
     """Reasoning that earlier assistant messages send back, each to its own model only."""
+
+    max_event_bytes: int = MAX_EVENT_BYTES
+    """The most bytes of one event, a whole answer or an error body, decompressed."""
 
     def for_model(
         self, model: str, failed_attempts: tuple[dict[str, Any], ...]
@@ -85,6 +97,7 @@ def stream_completion(
         secrets=request.secrets,
         failed_attempts=request.failed_attempts,
         audio_format=requested_audio_format(request.body),
+        max_event_bytes=request.max_event_bytes,
     )
     chunk_timeout = request.stream_chunk_timeout
     timeout = stream_timeout(request.timeout, chunk_timeout)
@@ -103,11 +116,12 @@ def stream_completion(
             if is_redirect(response):
                 raise redirect_error(response, request.secrets)
             if response.is_error or _is_json(response):
-                response.read()
-                _raise_for_json_answer(response, request)
+                _raise_for_json_answer(
+                    response, request, read_body(response, request.max_event_bytes)
+                )
             if is_page(response):
                 raise page_error(response, request.secrets, "Server-Sent Events")
-            reads = response.iter_bytes()
+            reads = body_reads(response)
             if chunk_timeout is None:
                 for data in reads:
                     for chunk in assembler.feed(data):
@@ -167,6 +181,7 @@ async def astream_completion(
         secrets=request.secrets,
         failed_attempts=request.failed_attempts,
         audio_format=requested_audio_format(request.body),
+        max_event_bytes=request.max_event_bytes,
     )
     chunk_timeout = request.stream_chunk_timeout
     timeout = stream_timeout(request.timeout, chunk_timeout)
@@ -185,11 +200,11 @@ async def astream_completion(
             if is_redirect(response):
                 raise redirect_error(response, request.secrets)
             if response.is_error or _is_json(response):
-                await response.aread()
-                _raise_for_json_answer(response, request)
+                body = await aread_body(response, request.max_event_bytes)
+                _raise_for_json_answer(response, request, body)
             if is_page(response):
                 raise page_error(response, request.secrets, "Server-Sent Events")
-            reads = response.aiter_bytes()
+            reads = abody_reads(response)
             if chunk_timeout is None:
                 async for data in reads:
                     for chunk in assembler.feed(data):
@@ -261,40 +276,45 @@ def complete(client: httpx.Client, request: CompletionRequest) -> ChatResult:
     """Send a non-streaming request and convert its answer."""
     hold_secrets(request.secrets)  # masked in httpx's own log lines while in flight
     try:
-        response = client.post(
+        with client.stream(
+            "POST",
             request.url,
             json=request.body,
             headers=request.headers,
             timeout=request.timeout,
             follow_redirects=False,  # whatever the client's setting: see _wrong_answers
-        )
+        ) as response:
+            # Bounded: a body cut short closes the connection as the block ends.
+            body = read_body(response, request.max_event_bytes)
     except httpx.HTTPError as error:
         raise translate_transport_error(error, request.secrets) from error
     finally:
         release_secrets(request.secrets)
-    return _result_from(response, request)
+    return _result_from(response, request, body)
 
 
 async def acomplete(client: httpx.AsyncClient, request: CompletionRequest) -> ChatResult:
     """Async twin of ``complete``."""
     hold_secrets(request.secrets)  # masked in httpx's own log lines while in flight
     try:
-        response = await client.post(
+        async with client.stream(
+            "POST",
             request.url,
             json=request.body,
             headers=request.headers,
             timeout=request.timeout,
             follow_redirects=False,  # whatever the client's setting: see _wrong_answers
-        )
+        ) as response:
+            body = await aread_body(response, request.max_event_bytes)
     except httpx.HTTPError as error:
         raise translate_transport_error(error, request.secrets) from error
     finally:
         release_secrets(request.secrets)
-    return _result_from(response, request)
+    return _result_from(response, request, body)
 
 
-def _result_from(response: httpx.Response, request: CompletionRequest) -> ChatResult:
-    payload = _checked_payload(response, request)
+def _result_from(response: httpx.Response, request: CompletionRequest, body: Body) -> ChatResult:
+    payload = _checked_payload(response, request, body)
     if request.secrets and type(payload) is dict:
         # They reach the message's id and response_metadata: a server may echo the key there,
         # as in a stream's (which _streaming masks).
@@ -316,27 +336,32 @@ def _result_from(response: httpx.Response, request: CompletionRequest) -> ChatRe
         ) from None
 
 
-def _raise_for_json_answer(response: httpx.Response, request: CompletionRequest) -> NoReturn:
+def _raise_for_json_answer(
+    response: httpx.Response, request: CompletionRequest, body: Body
+) -> NoReturn:
     """Raise for a streaming request answered with an error status or a JSON body."""
-    _checked_payload(response, request)
+    _checked_payload(response, request, body)
     raise MalformedResponseError(
         "The server answered a streaming request with JSON instead of Server-Sent Events: "
         + quote(response.text, request.secrets)
     )
 
 
-def _checked_payload(response: httpx.Response, request: CompletionRequest) -> Any:
+def _checked_payload(response: httpx.Response, request: CompletionRequest, body: Body) -> Any:
     """The answer's JSON, after raising the typed error for an error status or error body."""
     if is_redirect(response):
         raise redirect_error(response, request.secrets)
     if response.is_error:
         raise error_from_response(
             response.status_code,
-            response.content,
+            body.content,
             response.headers,
             reason=response.reason_phrase,
             secrets=request.secrets,
+            cut_at=None if body.whole else request.max_event_bytes,
         )
+    if not body.whole:
+        raise too_large_error(f"The answer from {request.model}", request.max_event_bytes)
     payload = _json_body(response, request)
     if isinstance(payload, dict) and payload.get("error") is not None:
         raise error_from_event(payload, secrets=request.secrets)

@@ -99,6 +99,16 @@ def no_events_error(response: httpx.Response, secrets: Secrets) -> LunarError:
     )
 
 
+def too_large_error(what: str, limit: int) -> MalformedResponseError:
+    """The error for ``what`` (an event, an answer) passing ``max_event_bytes``, ``limit``."""
+    return MalformedResponseError(
+        f"{what} passed max_event_bytes={limit} ({limit / 2**20:.4g} MiB, decompressed) "
+        "before its end; it was not read further and the connection was closed. If the "
+        "server's answers are really this large, raise max_event_bytes "
+        "(ChatLunar(..., max_event_bytes=...), or per call)."
+    )
+
+
 def _media_type(response: httpx.Response) -> str:
     content_type: str = response.headers.get("content-type", "")
     return content_type.partition(";")[0].strip().lower()

@@ -49,6 +49,7 @@ from langchain_lunar._settings import (
     resolve_call,
     traced_kwargs,
 )
+from langchain_lunar._sse import MAX_EVENT_BYTES
 
 if TYPE_CHECKING:
     from langchain_core.language_models import ModelProfile
@@ -122,6 +123,12 @@ class ChatLunar(BaseChatModel):
     the time your code spends with a chunk. A stall before the first chunk has reached you is a
     ``StreamChunkTimeoutError`` (a timeout: retried, then the fallbacks are asked); after it, a
     ``StreamInterruptedError``. The connection is closed either way. None or 0: no limit."""
+    max_event_bytes: int = Field(default=MAX_EVENT_BYTES, gt=0)
+    """The most bytes one event of a stream, a whole non-streamed answer, or an error body may
+    take, counted decompressed. 128 MiB by default: a 4096x4096 image in base64 (an image
+    model's answer through a gateway) is 30-50 MiB, 85 MiB at worst. Past it the stream or
+    answer is refused (``MalformedResponseError``; ``StreamInterruptedError`` once text was
+    delivered) without being read further, and the connection is closed."""
     streaming: bool = False
     """Whether ``invoke`` goes through the stream (so callbacks see every token)."""
     stream_usage: bool = True

@@ -38,6 +38,10 @@ class Exchange(Protocol):
     ) -> None:
         """Answer with ``status`` and the body ``data``, plus ``headers``."""
 
+    def send_endless(self, status: int, start: bytes, block: bytes, content_type: str) -> None:
+        """Answer with ``status`` and a chunked body of ``start``, then ``block`` again and
+        again until the client leaves or the server stops."""
+
     def drop(self) -> None:
         """Close the connection now, sending nothing more."""
 
@@ -227,6 +231,16 @@ class Fault:
         return _KeepaliveStallFault(after, math.inf if seconds is None else seconds, every, comment)
 
     @classmethod
+    def endless_line(cls, after: int = 0) -> Fault:
+        """Stream ``after`` deltas, then ``data: `` and a line that never ends (``x`` after
+        ``x``, 64 KiB a write) until the client leaves or the server stops: for rehearsing
+        ``max_event_bytes``. Not streaming: a 200 ``application/json`` body that never ends.
+        (A very large valid event needs no fault: a reply word is one delta, so
+        ``server.script("A" * (32 << 20))`` streams one event of 32 MiB of content.)"""
+        _check_after(after)
+        return _EndlessLineFault(after)
+
+    @classmethod
     def reply(cls, text: str | Reply) -> Fault:
         """A one-off normal reply: ``text``, or a ``Reply`` (tool calls, reasoning...)."""
         if isinstance(text, str):
@@ -379,3 +393,20 @@ class _KeepaliveStallFault(_CutFault):
                 return False
             if time.monotonic() >= deadline:
                 return True
+
+
+_ENDLESS_BLOCK = "x" * 65536
+
+
+@dataclass(frozen=True)
+class _EndlessLineFault(_CutFault):
+    def instead_of_completion(self, exchange: Exchange) -> bool:
+        start = b'{"id": "chatcmpl-endless", "choices": [], "padding": "'
+        exchange.send_endless(200, start, _ENDLESS_BLOCK.encode(), "application/json")
+        return True
+
+    def strike(self, sink: EventSink, style: WireStyle) -> Then:
+        sink.raw("data: ")
+        while sink.wait(0):  # until the server stops; a client that leaves raises OSError
+            sink.raw(_ENDLESS_BLOCK)
+        return Then.DROP

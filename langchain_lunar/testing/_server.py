@@ -577,6 +577,23 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
         self.wfile.flush()
 
+    def send_endless(self, status: int, start: bytes, block: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        stopping = self._state.stopping
+        try:
+            data = start
+            while not stopping.is_set():
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                self.wfile.flush()
+                data = block
+        except OSError:  # the client left, as it should
+            if not stopping.is_set():
+                self._state.count_disconnect()
+        self.drop()
+
     def drop(self) -> None:
         """Close the connection now, sending nothing more (not even a terminating chunk)."""
         self.close_connection = True
