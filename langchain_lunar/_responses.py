@@ -232,9 +232,17 @@ def completion_to_result(
     )
     if logprobs is not None:
         metadata["logprobs"] = logprobs
+    kwargs = {**extras.reasoning_kwargs, **extras.kwargs}
+    for where, body, known in (
+        ("completion", payload, COMPLETION_FIELDS),
+        ("choice", choice, CHOICE_FIELDS),
+    ):
+        others = new_fields(body, known, {})
+        if others:
+            kwargs[UNMAPPED_KEY] = [*kwargs.get(UNMAPPED_KEY, ()), {where: others}]
     ai_message = AIMessage(
         content=content or "",
-        additional_kwargs={**extras.reasoning_kwargs, **extras.kwargs},
+        additional_kwargs=kwargs,
         id=check_optional_str(payload.get("id"), "an id"),
         tool_calls=tool_calls,
         invalid_tool_calls=invalid_tool_calls,
@@ -261,9 +269,76 @@ _MAPPED_FIELDS = frozenset(
     }
 )
 UNMAPPED_KEY = "unmapped_fields"
-"""``additional_kwargs`` key of the fields ChatLunar does not map: a list with one object per
-chunk (or message) that had any, ``{"delta": {...}}`` or ``{"message": {...}}``. A list, so
-that langchain-core's chunk addition appends them whatever their types."""
+"""``additional_kwargs`` key of the fields ChatLunar does not map: a list of objects, each
+naming where its fields stood: ``{"delta": {...}}`` or ``{"message": {...}}`` per delta (or
+message) that had any, ``{"chunk": {...}}`` and ``{"choice": {...}}`` for a stream's chunk and
+choice, ``{"completion": {...}}`` and ``{"choice": {...}}`` for a completion. A list, so that
+langchain-core's chunk addition appends them whatever their types."""
+
+# The fields of a streamed chunk, a completion and their choice that ChatLunar reads. Also
+# left out: `object` and `created` (the type tag and timestamp on every chunk) and OpenAI's
+# `obfuscation` (random padding, different on every event).
+CHUNK_FIELDS = frozenset(
+    {"id", "object", "created", "model", "system_fingerprint", "choices", "usage", "obfuscation"}
+)
+COMPLETION_FIELDS = frozenset(
+    {"id", "object", "created", "model", "system_fingerprint", "choices", "usage"}
+)
+STREAMED_CHOICE_FIELDS = frozenset({"index", "delta", "logprobs", "finish_reason"})
+CHOICE_FIELDS = frozenset({"index", "message", "logprobs", "finish_reason"})
+
+
+def new_fields(
+    body: dict[str, Any], known: frozenset[str], seen: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The fields of ``body`` outside ``known`` that are not null and differ from the value
+    last seen under their name (``seen``, updated): what a stream's chunk or choice adds to
+    the ones before it. None when there is none.
+
+    Servers repeat such fields on every chunk (OpenRouter's ``provider``, Perplexity's
+    ``citations``): each value is kept once, and again only when it changes.
+    """
+    found: dict[str, Any] | None = None
+    for name, value in body.items():
+        if value is None or name in known:
+            continue
+        if name in seen and same_json(seen[name], value):
+            continue
+        seen[name] = value
+        if found is None:
+            found = {}
+        found[name] = value
+    return found
+
+
+def same_json(first: Any, second: Any) -> bool:
+    """Whether two parsed JSON values are the same value: equal, with the same types all
+    through (``1``, ``1.0`` and ``true`` differ, so do ``0.0`` and ``-0.0``), NaN the same as
+    NaN.
+
+    Walks with a stack, not recursion (nor ``==`` on containers, which recurses in C): a
+    server may nest a value a thousand levels deep.
+    """
+    pending = [(first, second)]
+    while pending:
+        left, right = pending.pop()
+        kind = type(left)
+        if kind is not type(right):
+            return False
+        if kind is dict:
+            if left.keys() != right.keys():
+                return False
+            pending.extend((value, right[name]) for name, value in left.items())
+        elif kind is list:
+            if len(left) != len(right):
+                return False
+            pending.extend(zip(left, right, strict=True))
+        elif kind is float:
+            if left.hex() != right.hex():  # exact: -0.0 is not 0.0, NaN is NaN
+                return False
+        elif left != right:
+            return False
+    return True
 
 
 class MessageFields:

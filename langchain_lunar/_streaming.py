@@ -7,8 +7,9 @@ What it guarantees:
 - a chunk is emitted only when it carries something the caller needs (text or a tool-call
   fragment); the role-only opening chunk and empty deltas are absorbed;
 - everything that describes the whole answer (finish reason, served model, fingerprint, usage,
-  Lunar's cost fields) goes on one final ``chunk_position="last"`` chunk, so usage is counted
-  exactly once even when a server repeats it on every chunk;
+  Lunar's cost fields, the chunk and choice fields it does not map) goes on one final
+  ``chunk_position="last"`` chunk, so usage is counted exactly once even when a server repeats
+  it on every chunk;
 - a line that is not JSON, an error event, or a stream that ends before both ``[DONE]`` and a
   finish reason raises; once anything was delivered the error is a ``StreamInterruptedError``;
 - what comes after ``[DONE]`` is ignored, with one warning per stream (not one per event: a
@@ -35,11 +36,15 @@ from langchain_lunar._exceptions import (
 from langchain_lunar._fast_chunks import text_chunk
 from langchain_lunar._json import loads
 from langchain_lunar._responses import (
+    CHUNK_FIELDS,
+    STREAMED_CHOICE_FIELDS,
+    UNMAPPED_KEY,
     ShapeError,
     check_logprobs,
     check_tool_call,
     check_usage,
     message_fields,
+    new_fields,
     response_metadata,
     usage_to_metadata,
 )
@@ -58,9 +63,12 @@ class StreamAssembler:
         "_failed_attempts",
         "_fingerprint",
         "_id",
+        "_other_fields",
         "_pending_logprobs",
         "_requested_model",
         "_secrets",
+        "_seen_choice_fields",
+        "_seen_chunk_fields",
         "_seen_fingerprint",
         "_seen_id",
         "_seen_model",
@@ -93,6 +101,11 @@ class StreamAssembler:
         self._seen_fingerprint: Any = None
         self._usage: dict[str, Any] | None = None
         self._pending_logprobs: dict[str, Any] | None = None
+        # Fields of chunks and choices that ChatLunar does not map: each value once, for the
+        # final chunk (see new_fields), with the last value seen under each name.
+        self._other_fields: list[dict[str, Any]] = []
+        self._seen_chunk_fields: dict[str, Any] = {}
+        self._seen_choice_fields: dict[str, Any] = {}
         self._texts: list[str] = []
         self._delivered = False
         self._warned_after_done = False
@@ -252,6 +265,13 @@ class StreamAssembler:
             self._usage = usage
         if reason:
             self.finish_reason = reason
+        # One C call each tells a chunk (or choice) of only known fields, the common case.
+        if not CHUNK_FIELDS.issuperset(payload):
+            self._keep_other_fields("chunk", payload, CHUNK_FIELDS, self._seen_chunk_fields)
+        if choices and not STREAMED_CHOICE_FIELDS.issuperset(choice):
+            self._keep_other_fields(
+                "choice", choice, STREAMED_CHOICE_FIELDS, self._seen_choice_fields
+            )
         if rich is not None and (self._pending_logprobs is not None or rich.has_more_than_text):
             return self._rich_chunks(rich)
         # Text alone (also when the delta's other fields were null): the per-token path.
@@ -283,6 +303,13 @@ class StreamAssembler:
             self._served_model = model
         if fingerprint:
             self._fingerprint = fingerprint
+
+    def _keep_other_fields(
+        self, where: str, body: dict[str, Any], known: frozenset[str], seen: dict[str, Any]
+    ) -> None:
+        found = new_fields(body, known, seen)
+        if found:
+            self._other_fields.append({where: found})
 
     def _rich_chunks(self, rich: _RichDelta) -> _Emitted:
         """The chunks of a delta with more than text: its reasoning first, then the rest."""
@@ -338,6 +365,7 @@ class StreamAssembler:
         message = AIMessageChunk(
             content="",
             id=self._id,
+            additional_kwargs={UNMAPPED_KEY: self._other_fields} if self._other_fields else {},
             usage_metadata=usage_to_metadata(usage) if usage else None,
             response_metadata=metadata,
             chunk_position="last",
