@@ -131,9 +131,15 @@ def _first_count(*counts: int | None) -> int | None:
     return next((count for count in counts if count is not None), None)
 
 
+REQUESTED_MODEL_KEY = "model_requested"
+"""``response_metadata`` key of the model id the request named (``model_name`` is the one the
+server says served, which a gateway may report dated: ``gpt-4o-mini-2024-07-18``)."""
+
+
 def response_metadata(
     *,
     model_name: str,
+    requested_model: str,
     finish_reason: str | None,
     system_fingerprint: str | None,
     usage: Mapping[str, Any] | None,
@@ -141,7 +147,11 @@ def response_metadata(
 ) -> dict[str, Any]:
     """The ``response_metadata`` of a finished answer, Lunar's cost fields included, and the
     attempts that failed before it (retries and fallbacks), when there were any."""
-    metadata: dict[str, Any] = {"model_name": model_name, "model_provider": PROVIDER}
+    metadata: dict[str, Any] = {
+        "model_name": model_name,
+        REQUESTED_MODEL_KEY: requested_model,
+        "model_provider": PROVIDER,
+    }
     if finish_reason is not None:
         metadata["finish_reason"] = finish_reason
     if system_fingerprint is not None:
@@ -223,6 +233,7 @@ def completion_to_result(
     finish_reason = check_optional_str(choice.get("finish_reason"), "a finish_reason")
     metadata = response_metadata(
         model_name=check_optional_str(payload.get("model"), "a model") or requested_model,
+        requested_model=requested_model,
         finish_reason=finish_reason,
         system_fingerprint=check_optional_str(
             payload.get("system_fingerprint"), "a system_fingerprint"

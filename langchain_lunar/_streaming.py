@@ -355,6 +355,7 @@ class StreamAssembler:
         usage = self._usage
         metadata = response_metadata(
             model_name=self.model,
+            requested_model=self._requested_model,
             finish_reason=self.finish_reason,
             system_fingerprint=self._fingerprint,
             usage=usage,
