@@ -53,6 +53,10 @@ from langchain_lunar._sse import Event, SSEDecoder
 
 logger = logging.getLogger("langchain_lunar")
 
+# Bound once: telling a chunk (or choice) of only known fields, the common case, is one C call.
+_only_known_chunk_fields = CHUNK_FIELDS.issuperset
+_only_known_choice_fields = STREAMED_CHOICE_FIELDS.issuperset
+
 
 class StreamAssembler:
     """Builds the chunks of one streamed answer from its Server-Sent Events."""
@@ -265,10 +269,9 @@ class StreamAssembler:
             self._usage = usage
         if reason:
             self.finish_reason = reason
-        # One C call each tells a chunk (or choice) of only known fields, the common case.
-        if not CHUNK_FIELDS.issuperset(payload):
+        if not _only_known_chunk_fields(payload):
             self._keep_other_fields("chunk", payload, CHUNK_FIELDS, self._seen_chunk_fields)
-        if choices and not STREAMED_CHOICE_FIELDS.issuperset(choice):
+        if choices and not _only_known_choice_fields(choice):
             self._keep_other_fields(
                 "choice", choice, STREAMED_CHOICE_FIELDS, self._seen_choice_fields
             )
