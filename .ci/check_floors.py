@@ -1,7 +1,8 @@
 """Fail when .ci/floors.txt and the floors in pyproject.toml's dependencies differ.
 
-Every runtime dependency must declare a floor (``>=X``) and floors.txt must pin exactly that
-``X`` (``name==X``), with no other lines, so that the floors CI tests are the declared ones.
+Every runtime dependency, and every dependency of the extras in ``TESTED_EXTRAS``, must declare
+a floor (``>=X``) and floors.txt must pin exactly that ``X`` (``name==X``), with no other lines,
+so that the floors CI tests are the declared ones.
 """
 
 from __future__ import annotations
@@ -22,8 +23,15 @@ def normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+# Extras whose floors the floors venv installs too (the `unit` extra pulls them in).
+TESTED_EXTRAS = ("redis",)
+
+
 def declared() -> dict[str, str]:
-    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    deps = list(project["dependencies"])
+    for extra in TESTED_EXTRAS:
+        deps += project["optional-dependencies"][extra]
     floors: dict[str, str] = {}
     for dep in deps:
         name = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", dep)

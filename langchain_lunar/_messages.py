@@ -16,6 +16,7 @@ from langchain_core.messages import (
 )
 
 from langchain_lunar._media_in import WIRE_PART_TYPES, wire_content
+from langchain_lunar._responses import REQUESTED_MODEL_KEY
 
 _ROLES = frozenset({"system", "user", "assistant", "tool"})
 
@@ -96,12 +97,15 @@ class ReturnedReasoning(NamedTuple):
 
     DeepSeek's thinking mode and OpenRouter require a tool-calling turn's reasoning back on its
     assistant message; other servers may refuse the unknown fields with a 400. So each is
-    returned only to the model named in its ``response_metadata["model_name"]``.
+    returned only to the model that produced it: the one its request named
+    (``response_metadata["model_requested"]``, which a gateway cannot rename) or the one the
+    server said served it (``"model_name"``, which may be dated: ``gpt-4o-mini-2024-07-18``
+    for ``gpt-4o-mini``; messages from before ``model_requested`` have only this one).
     """
 
     plain: list[dict[str, Any]]
-    returned: tuple[tuple[int, str, dict[str, Any]], ...]
-    """``(index in plain, model that produced it, fields to send back)``."""
+    returned: tuple[tuple[int, frozenset[str], dict[str, Any]], ...]
+    """``(index in plain, names of the model that produced it, fields to send back)``."""
 
     @classmethod
     def of(
@@ -114,19 +118,24 @@ class ReturnedReasoning(NamedTuple):
         for message, index in zip(assistant_messages, assistant_indices, strict=True):
             if not isinstance(message, AIMessage) or not message.tool_calls:
                 continue
-            served = message.response_metadata.get("model_name")
+            metadata = message.response_metadata
+            names = frozenset(
+                name
+                for name in (metadata.get(REQUESTED_MODEL_KEY), metadata.get("model_name"))
+                if isinstance(name, str)
+            )
             fields = {
                 name: message.additional_kwargs[name]
                 for name in REASONING_FIELDS
                 if message.additional_kwargs.get(name)
             }
-            if isinstance(served, str) and fields:
-                returned.append((index, served, fields))
+            if names and fields:
+                returned.append((index, names, fields))
         return cls(converted, tuple(returned))
 
     def messages_for(self, model: str) -> list[dict[str, Any]]:
         """The messages to send ``model``: with the reasoning it produced put back."""
-        mine = [(index, fields) for index, served, fields in self.returned if served == model]
+        mine = [(index, fields) for index, names, fields in self.returned if model in names]
         if not mine:
             return self.plain
         messages = list(self.plain)

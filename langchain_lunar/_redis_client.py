@@ -220,8 +220,10 @@ class RedisLink:
                     from redis.retry import Retry
 
                     assert self.url is not None  # see has_sync_client
-                    client = redis.Redis.from_url(self.url, **self._client_settings(Retry))
-                    self._built_client = client
+                    # Through Any: redis 5.0 declares that from_url returns None.
+                    from_url: Any = redis.Redis.from_url
+                    built: redis.Redis = from_url(self.url, **self._client_settings(Retry))
+                    client = self._built_client = built
                 self._sync_scripts = tuple(map(client.register_script, self._sources))
             return self._sync_scripts
 

@@ -125,9 +125,15 @@ def _first_count(*counts: int | None) -> int | None:
     return next((count for count in counts if count is not None), None)
 
 
+REQUESTED_MODEL_KEY = "model_requested"
+"""``response_metadata`` key of the model id the request named (``model_name`` is the one the
+server says served, which a gateway may report dated: ``gpt-4o-mini-2024-07-18``)."""
+
+
 def response_metadata(
     *,
     model_name: str,
+    requested_model: str,
     finish_reason: str | None,
     system_fingerprint: str | None,
     usage: Mapping[str, Any] | None,
@@ -135,7 +141,11 @@ def response_metadata(
 ) -> dict[str, Any]:
     """The ``response_metadata`` of a finished answer, Lunar's cost fields included, and the
     attempts that failed before it (retries and fallbacks), when there were any."""
-    metadata: dict[str, Any] = {"model_name": model_name, "model_provider": PROVIDER}
+    metadata: dict[str, Any] = {
+        "model_name": model_name,
+        REQUESTED_MODEL_KEY: requested_model,
+        "model_provider": PROVIDER,
+    }
     if finish_reason is not None:
         metadata["finish_reason"] = finish_reason
     if system_fingerprint is not None:
@@ -224,6 +234,7 @@ def completion_to_result(
     finish_reason = check_optional_str(choice.get("finish_reason"), "a finish_reason")
     metadata = response_metadata(
         model_name=check_optional_str(payload.get("model"), "a model") or requested_model,
+        requested_model=requested_model,
         finish_reason=finish_reason,
         system_fingerprint=check_optional_str(
             payload.get("system_fingerprint"), "a system_fingerprint"
@@ -237,9 +248,17 @@ def completion_to_result(
     if extras.audio is not None:
         media = [*media, audio_block(extras.audio, audio_format)]
     blocks: list[str | dict[str, Any]] = [{"type": "text", "text": content}] if content else []
+    kwargs = {**extras.reasoning_kwargs, **extras.kwargs}
+    for where, body, known in (
+        ("completion", payload, COMPLETION_FIELDS),
+        ("choice", choice, CHOICE_FIELDS),
+    ):
+        others = new_fields(body, known, {})
+        if others:
+            kwargs[UNMAPPED_KEY] = [*kwargs.get(UNMAPPED_KEY, ()), {where: others}]
     ai_message = AIMessage(
         content=[*blocks, *media] if media else content or "",
-        additional_kwargs={**extras.reasoning_kwargs, **extras.kwargs},
+        additional_kwargs=kwargs,
         id=check_optional_str(payload.get("id"), "an id"),
         tool_calls=tool_calls,
         invalid_tool_calls=invalid_tool_calls,
@@ -268,9 +287,76 @@ _MAPPED_FIELDS = frozenset(
     }
 )
 UNMAPPED_KEY = "unmapped_fields"
-"""``additional_kwargs`` key of the fields ChatLunar does not map: a list with one object per
-chunk (or message) that had any, ``{"delta": {...}}`` or ``{"message": {...}}``. A list, so
-that langchain-core's chunk addition appends them whatever their types."""
+"""``additional_kwargs`` key of the fields ChatLunar does not map: a list of objects, each
+naming where its fields stood: ``{"delta": {...}}`` or ``{"message": {...}}`` per delta (or
+message) that had any, ``{"chunk": {...}}`` and ``{"choice": {...}}`` for a stream's chunk and
+choice, ``{"completion": {...}}`` and ``{"choice": {...}}`` for a completion. A list, so that
+langchain-core's chunk addition appends them whatever their types."""
+
+# The fields of a streamed chunk, a completion and their choice that ChatLunar reads. Also
+# left out: `object` and `created` (the type tag and timestamp on every chunk) and OpenAI's
+# `obfuscation` (random padding, different on every event).
+CHUNK_FIELDS = frozenset(
+    {"id", "object", "created", "model", "system_fingerprint", "choices", "usage", "obfuscation"}
+)
+COMPLETION_FIELDS = frozenset(
+    {"id", "object", "created", "model", "system_fingerprint", "choices", "usage"}
+)
+STREAMED_CHOICE_FIELDS = frozenset({"index", "delta", "logprobs", "finish_reason"})
+CHOICE_FIELDS = frozenset({"index", "message", "logprobs", "finish_reason"})
+
+
+def new_fields(
+    body: dict[str, Any], known: frozenset[str], seen: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The fields of ``body`` outside ``known`` that are not null and differ from the value
+    last seen under their name (``seen``, updated): what a stream's chunk or choice adds to
+    the ones before it. None when there is none.
+
+    Servers repeat such fields on every chunk (OpenRouter's ``provider``, Perplexity's
+    ``citations``): each value is kept once, and again only when it changes.
+    """
+    found: dict[str, Any] | None = None
+    for name, value in body.items():
+        if value is None or name in known:
+            continue
+        if name in seen and same_json(seen[name], value):
+            continue
+        seen[name] = value
+        if found is None:
+            found = {}
+        found[name] = value
+    return found
+
+
+def same_json(first: Any, second: Any) -> bool:
+    """Whether two parsed JSON values are the same value: equal, with the same types all
+    through (``1``, ``1.0`` and ``true`` differ, so do ``0.0`` and ``-0.0``), NaN the same as
+    NaN.
+
+    Walks with a stack, not recursion (nor ``==`` on containers, which recurses in C): a
+    server may nest a value a thousand levels deep.
+    """
+    pending = [(first, second)]
+    while pending:
+        left, right = pending.pop()
+        kind = type(left)
+        if kind is not type(right):
+            return False
+        if kind is dict:
+            if left.keys() != right.keys():
+                return False
+            pending.extend((value, right[name]) for name, value in left.items())
+        elif kind is list:
+            if len(left) != len(right):
+                return False
+            pending.extend(zip(left, right, strict=True))
+        elif kind is float:
+            if left.hex() != right.hex():  # exact: -0.0 is not 0.0, NaN is NaN
+                return False
+        elif left != right:
+            return False
+    return True
 
 
 class MessageFields:

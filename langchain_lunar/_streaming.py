@@ -7,8 +7,9 @@ What it guarantees:
 - a chunk is emitted only when it carries something the caller needs (text or a tool-call
   fragment); the role-only opening chunk and empty deltas are absorbed;
 - everything that describes the whole answer (finish reason, served model, fingerprint, usage,
-  Lunar's cost fields) goes on one final ``chunk_position="last"`` chunk, so usage is counted
-  exactly once even when a server repeats it on every chunk;
+  Lunar's cost fields, the chunk and choice fields it does not map) goes on one final
+  ``chunk_position="last"`` chunk, so usage is counted exactly once even when a server repeats
+  it on every chunk;
 - a line that is not JSON, an error event, or a stream that ends before both ``[DONE]`` and a
   finish reason raises; once anything was delivered the error is a ``StreamInterruptedError``;
 - what comes after ``[DONE]`` is ignored, with one warning per stream (not one per event: a
@@ -36,12 +37,15 @@ from langchain_lunar._fast_chunks import text_chunk
 from langchain_lunar._json import loads
 from langchain_lunar._media_out import StreamedMedia
 from langchain_lunar._responses import (
+    CHUNK_FIELDS,
+    STREAMED_CHOICE_FIELDS,
     UNMAPPED_KEY,
     ShapeError,
     check_logprobs,
     check_tool_call,
     check_usage,
     message_fields,
+    new_fields,
     response_metadata,
     usage_to_metadata,
 )
@@ -50,6 +54,10 @@ from langchain_lunar._sse import MAX_EVENT_BYTES, TOO_LARGE, Event, SSEDecoder
 from langchain_lunar._wrong_answers import too_large_error
 
 logger = logging.getLogger("langchain_lunar")
+
+# Bound once: telling a chunk (or choice) of only known fields, the common case, is one C call.
+_only_known_chunk_fields = CHUNK_FIELDS.issuperset
+_only_known_choice_fields = STREAMED_CHOICE_FIELDS.issuperset
 
 
 class StreamAssembler:
@@ -63,9 +71,12 @@ class StreamAssembler:
         "_fingerprint",
         "_id",
         "_media",
+        "_other_fields",
         "_pending_logprobs",
         "_requested_model",
         "_secrets",
+        "_seen_choice_fields",
+        "_seen_chunk_fields",
         "_seen_fingerprint",
         "_seen_id",
         "_seen_model",
@@ -104,6 +115,11 @@ class StreamAssembler:
         self._pending_logprobs: dict[str, Any] | None = None
         self._audio_format = audio_format
         self._media: StreamedMedia | None = None  # made by the first image or audio
+        # Fields of chunks and choices that ChatLunar does not map: each value once, for the
+        # final chunk (see new_fields), with the last value seen under each name.
+        self._other_fields: list[dict[str, Any]] = []
+        self._seen_chunk_fields: dict[str, Any] = {}
+        self._seen_choice_fields: dict[str, Any] = {}
         self._texts: list[str] = []
         self._delivered = False
         self._warned_after_done = False
@@ -266,6 +282,12 @@ class StreamAssembler:
             self._usage = usage
         if reason:
             self.finish_reason = reason
+        if not _only_known_chunk_fields(payload):
+            self._keep_other_fields("chunk", payload, CHUNK_FIELDS, self._seen_chunk_fields)
+        if choices and not _only_known_choice_fields(choice):
+            self._keep_other_fields(
+                "choice", choice, STREAMED_CHOICE_FIELDS, self._seen_choice_fields
+            )
         if rich is not None and (self._pending_logprobs is not None or rich.has_more_than_text):
             return self._rich_chunks(rich)
         # Text alone (also when the delta's other fields were null): the per-token path.
@@ -297,6 +319,13 @@ class StreamAssembler:
             self._served_model = model
         if fingerprint:
             self._fingerprint = fingerprint
+
+    def _keep_other_fields(
+        self, where: str, body: dict[str, Any], known: frozenset[str], seen: dict[str, Any]
+    ) -> None:
+        found = new_fields(body, known, seen)
+        if found:
+            self._other_fields.append({where: found})
 
     def _rich_chunks(self, rich: _RichDelta) -> _Emitted:
         """The chunks of a delta with more than text: its reasoning first, then the rest."""
@@ -366,6 +395,7 @@ class StreamAssembler:
         usage = self._usage
         metadata = response_metadata(
             model_name=self.model,
+            requested_model=self._requested_model,
             finish_reason=self.finish_reason,
             system_fingerprint=self._fingerprint,
             usage=usage,
@@ -376,6 +406,7 @@ class StreamAssembler:
         message = AIMessageChunk(
             content="",
             id=self._id,
+            additional_kwargs={UNMAPPED_KEY: self._other_fields} if self._other_fields else {},
             usage_metadata=usage_to_metadata(usage) if usage else None,
             response_metadata=metadata,
             chunk_position="last",

@@ -7,6 +7,7 @@ description directly, with a tiny SSE reader written below.
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -14,11 +15,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+import langchain_lunar
 from langchain_lunar.testing import (
     DEFAULT_PRICE,
     Fault,
@@ -789,3 +792,65 @@ def test_the_pytest_plugin_is_loaded_only_when_a_conftest_asks(
         assert run.returncode == 0, run.stdout
     else:
         assert "fixture 'lunar_server' not found" in run.stdout
+
+
+USER_SUITE = """
+import httpx
+import pytest
+
+from langchain_lunar import ChatLunar
+
+pytestmark = pytest.mark.usefixtures(FIXTURES)
+
+
+def model(handler):
+    return ChatLunar(
+        model="m",
+        api_key="k",
+        base_url="http://lunar.test/v1",
+        max_retries=0,
+        http_client=httpx.Client(transport=httpx.MockTransport(handler)),
+    )
+
+
+def test_a_rate_limit():
+    def limited(request):
+        return httpx.Response(429, headers={"retry-after": "120"}, json={"error": {}})
+
+    with pytest.raises(Exception, match="429"):
+        model(limited).invoke("hi")
+
+
+def test_an_answer_after_it():
+    def answer(request):
+        choice = {"index": 0, "message": {"content": "hi"}, "finish_reason": "stop"}
+        return httpx.Response(200, json={"choices": [choice]})
+
+    assert model(answer).invoke("hi").content == "hi"
+"""
+
+
+@pytest.mark.parametrize("fresh", [False, True])
+def test_fresh_lunar_cooldowns_keeps_a_mocked_429_from_cooling_the_next_test(
+    tmp_path: Any, fresh: bool
+) -> None:
+    fixtures = '"fresh_lunar_cooldowns"' if fresh else ""
+    (tmp_path / "test_suite.py").write_text(USER_SUITE.replace("FIXTURES", fixtures))
+    (tmp_path / "conftest.py").write_text(
+        'pytest_plugins = ["langchain_lunar.testing.pytest_plugin"]\n'
+    )
+    # The package of this checkout, wherever the interpreter's installed one points.
+    package_root = str(Path(langchain_lunar.__file__).parents[1])
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": package_root},
+    )
+    if fresh:
+        assert run.returncode == 0, run.stdout
+    else:  # the first test's cooldown (120 s, above max_retry_wait) fails the second at once
+        assert "1 failed, 1 passed" in run.stdout, run.stdout
+        assert "RateLimitError" in run.stdout
