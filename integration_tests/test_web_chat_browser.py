@@ -8,7 +8,6 @@ skip, except under CI (``CI`` set), where they must run.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shutil
@@ -25,6 +24,7 @@ import pytest
 
 from langchain_lunar import ChatLunar
 from langchain_lunar.testing import LocalLunarServer
+from tests.helpers import load_example
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_PATH = ROOT / "examples" / "web_chat" / "app.py"
@@ -74,12 +74,7 @@ def _missing(reason: str) -> NoReturn:
 
 def _load_app_module() -> ModuleType:
     """Import examples/web_chat/app.py by path (examples/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("web_chat_app", APP_PATH)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example(APP_PATH, "web_chat_app")
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,8 @@ import pytest
 
 from langchain_lunar.testing import LocalLunarServer
 
+from .helpers import load_example
+
 if importlib.util.find_spec("pytest_examples") is None and not os.environ.get("CI"):
     # CI installs it with the unit extra (every venv of .ci/run), so there it must run.
     pytest.skip('needs pytest-examples (pip install -e ".[unit]")', allow_module_level=True)
@@ -38,13 +40,7 @@ KEY = "sk-readme-local"
 
 def _agent_brain() -> ModuleType:
     """examples/reasoning_agent.py, whose scripted model the README's agent example talks to."""
-    path = ROOT / "examples" / "reasoning_agent.py"
-    spec = importlib.util.spec_from_file_location("reasoning_agent_for_readme", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example(ROOT / "examples" / "reasoning_agent.py", "reasoning_agent_for_readme")
 
 
 def _missing_imports(source: str) -> list[str]:

@@ -8,7 +8,6 @@ the form it is asked for.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,8 @@ import pytest
 
 from langchain_lunar import ChatLunar
 from langchain_lunar.testing import LocalLunarServer
+
+from .helpers import load_example
 
 pytest.importorskip("langchain.agents", reason='needs langchain (pip install -e ".[examples]")')
 
@@ -33,12 +34,7 @@ def _tokens(text: str) -> list[str]:
 @pytest.fixture(scope="module")
 def example() -> ModuleType:
     """examples/reasoning_agent.py, imported by path (examples/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("reasoning_agent_example", EXAMPLE)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example(EXAMPLE, "reasoning_agent_example")
 
 
 @pytest.fixture
