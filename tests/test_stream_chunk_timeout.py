@@ -91,14 +91,20 @@ class Server:
         self.models: list[str] = []
         self.streams: list[Trickle] = []
         self.timeouts: list[dict[str, Any]] = []
+        self.extensions: list[dict[str, Any]] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         model = json.loads(request.content)["model"]
         self.models.append(model)
         self.timeouts.append(request.extensions["timeout"])
+        self.extensions.append(request.extensions)
         stream = Trickle(self.bodies[model].pop(0))
         self.streams.append(stream)
         return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=stream)
+
+    def body_timeouts(self) -> list[dict[str, Any]]:
+        """The timeouts of each request as its body was read (set once its headers were in)."""
+        return [extensions["timeout"] for extensions in self.extensions]
 
 
 def silent(seconds: float = 1.0) -> Steps:
@@ -245,14 +251,27 @@ async def test_a_per_call_value_overrides_the_models(way: CallWay) -> None:
     assert [stream.cut_short for stream in server.streams] == [True, False]
 
 
-def test_the_read_timeout_of_a_stream_is_at_most_the_chunk_timeout() -> None:
-    server = Server(primary=[[(0.0, text_stream("a"))] for _ in range(3)])
-    model = model_for(server, timeout=httpx.Timeout(30.0, connect=5.0))
+def test_the_read_timeout_of_a_streams_request_is_at_most_the_first_chunk_timeout() -> None:
+    # The response headers are part of the wait for the first event, which no watchdog can cut
+    # yet (stream_chunk_timeout no longer lowers it: a model may think longer before its first
+    # token than it may pause between two).
+    server = Server(primary=[[(0.0, text_stream("a"))] for _ in range(4)])
+    model = model_for(server, timeout=httpx.Timeout(30.0, connect=5.0), first_chunk_timeout=0.5)
     list(model.stream("hi"))
     list(model.stream("hi", timeout=0.1))  # shorter: kept
-    list(model.stream("hi", stream_chunk_timeout=0))
-    assert [t["read"] for t in server.timeouts] == [TIMEOUT, 0.1, 30.0]
+    list(model.stream("hi", first_chunk_timeout=0))
+    list(model.stream("hi", first_chunk_timeout=None, stream_chunk_timeout=0.1))
+    assert [t["read"] for t in server.timeouts] == [0.5, 0.1, 30.0, 0.5]
     assert server.timeouts[0]["connect"] == 5.0
+
+
+def test_once_the_headers_are_in_the_body_reads_wait_for_the_longer_bound() -> None:
+    server = Server(primary=[[(0.0, text_stream("a"))] for _ in range(3)])
+    model = model_for(server, timeout=httpx.Timeout(30.0), first_chunk_timeout=0.2)
+    list(model.stream("hi", stream_chunk_timeout=1.0))  # a gap may last longer than the first
+    list(model.stream("hi", stream_chunk_timeout=0.1))  # the first is the longer: kept
+    list(model.stream("hi", stream_chunk_timeout=1.0, timeout=0.15))  # the user's is shorter
+    assert [request["read"] for request in server.body_timeouts()] == [1.0, 0.2, 0.15]
 
 
 @pytest.mark.parametrize("way", ["invoke", "stream", "astream"])
@@ -269,6 +288,25 @@ def test_a_bad_per_call_value_is_a_value_error_before_any_request(way: CallWay, 
 
 def test_the_default_is_120_seconds_as_chat_openais() -> None:
     assert ChatLunar(model="m", api_key="k").stream_chunk_timeout == 120.0
+
+
+def test_the_defaults_are_600_seconds_to_the_first_event_and_120_between_events() -> None:
+    llm = ChatLunar(model="m", api_key="k")
+    assert (llm.first_chunk_timeout, llm.stream_chunk_timeout) == (600.0, 120.0)
+
+
+@pytest.mark.parametrize("way", ["invoke", "stream", "astream"])
+@pytest.mark.parametrize("value", [-1, "soon", math.nan, [1]])
+def test_a_bad_first_chunk_timeout_is_a_value_error_before_any_request(
+    way: CallWay, value: Any
+) -> None:
+    with pytest.raises(ValidationError):
+        ChatLunar(model="m", api_key="k", first_chunk_timeout=value)
+    server = Server(primary=[])
+    with pytest.raises(ValueError, match="Invalid per-call setting first_chunk_timeout") as caught:
+        call_sync(model_for(server).bind(first_chunk_timeout=value), way)
+    assert not isinstance(caught.value, ValidationError)
+    assert server.models == []
 
 
 class NetworkStream:
