@@ -451,3 +451,54 @@ async def test_the_event_loop_timer_cuts_a_blocked_read_at_the_deadline(
     assert received == b""
     assert guard.fired
     guard.release()
+
+
+def test_the_watchdog_cuts_at_the_first_deadline_however_long_the_gaps_may_be(
+    socket_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    ours = socket_pair[0]
+    guard = watch_sync(response_over(ours), 60.0, time.monotonic() + TIMEOUT)
+    ours.settimeout(5.0)
+    assert ours.recv(1) == b""
+    assert guard.fired
+
+
+def test_a_data_event_can_bring_a_far_first_deadline_closer(
+    socket_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    # The first event may be waited for far longer than a gap: once it came, the watchdog
+    # must not sleep on until the first deadline.
+    ours = socket_pair[0]
+    guard = watch_sync(response_over(ours), TIMEOUT, time.monotonic() + 60.0)
+    guard.deadline = time.monotonic() + TIMEOUT  # the first event came; then nothing
+    ours.settimeout(5.0)
+    assert ours.recv(1) == b""
+    assert guard.fired
+
+
+async def test_a_data_event_can_bring_a_far_first_deadline_closer_async(
+    socket_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    ours = socket_pair[0]
+    ours.setblocking(False)
+    guard = watch_async(response_over(ours), TIMEOUT, time.monotonic() + 60.0)
+    guard.deadline = time.monotonic() + TIMEOUT
+    received = await asyncio.wait_for(asyncio.get_running_loop().sock_recv(ours, 1), 5.0)
+    assert received == b""
+    assert guard.fired
+    guard.release()
+
+
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+async def test_without_a_bound_between_events_the_watch_ends_with_the_first_event(
+    socket_pair: tuple[socket.socket, socket.socket], is_async: bool
+) -> None:
+    ours, theirs = socket_pair
+    watch = watch_async if is_async else watch_sync
+    guard = watch(response_over(ours), NEVER, time.monotonic() + 0.05)
+    guard.deadline = NEVER  # the first event came, and gaps have no bound
+    await asyncio.sleep(0.2)
+    assert not guard.fired
+    assert not guard.can_cut  # nothing left to watch
+    theirs.sendall(b"x")
+    assert ours.recv(1) == b"x"
