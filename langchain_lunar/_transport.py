@@ -153,7 +153,7 @@ def stream_completion(
         # After [DONE] the answer is whole; a broken connection while draining changes nothing.
         # A read that failed past the deadline failed because of it (the watchdog's cut, or the
         # lowered read timeout): that is raised below as the stall, without this error.
-        stalled = _is_stall(error, guard, timeout, first_timeout)
+        stalled = _is_stall(error, guard, started, first_timeout)
         if not assembler.done and not stalled:
             # The cause chain is set by translate_transport_error and fail(); `from` would cut it.
             raise assembler.fail(translate_transport_error(error, request.secrets))  # noqa: B904
@@ -236,7 +236,7 @@ async def astream_completion(
         # After [DONE] the answer is whole; a broken connection while draining changes nothing.
         # A read that failed past the deadline failed because of it (the watchdog's cut, or the
         # lowered read timeout): that is raised below as the stall, without this error.
-        stalled = _is_stall(error, guard, timeout, first_timeout)
+        stalled = _is_stall(error, guard, started, first_timeout)
         if not assembler.done and not stalled:
             # The cause chain is set by translate_transport_error and fail(); `from` would cut it.
             raise assembler.fail(translate_transport_error(error, request.secrets))  # noqa: B904
@@ -251,17 +251,18 @@ async def astream_completion(
 def _is_stall(
     error: httpx.HTTPError,
     guard: DataDeadline | None,
-    timeout: httpx.Timeout,
+    started: float,
     first_timeout: float | None,
 ) -> bool:
     """Whether ``error`` ended a stream that had waited too long for a data event."""
     if guard is not None:
         return guard.expired()
-    # Before the body: the read timeout was lowered to first_timeout for the response headers.
+    # Before the body: the read timeout, at most first_timeout, ran out while the headers were
+    # awaited. (Only one that ran first_timeout long: a shorter one is the user's, or not ours.)
     return (
         first_timeout is not None
         and isinstance(error, httpx.ReadTimeout)
-        and timeout.read == first_timeout
+        and monotonic() - started >= first_timeout
     )
 
 
