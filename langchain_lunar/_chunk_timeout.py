@@ -2,8 +2,9 @@
 event of a stream (its response headers included), and for each next one.
 
 The two differ because a reasoning model thinks in silence before its first token, for minutes
-on a long prompt, while a model that has begun answering sends tokens every few seconds. (The
-first event is the first sign of a model at work; a gateway sends headers at once or not.)
+on a long prompt, while a model that has begun answering sends tokens every few seconds. (Some
+servers send the response headers at once, others only with the first event: either way they
+are part of the first wait.)
 
 Gateways send SSE comments (``: ping``) while a model is silent, and each one resets httpx's read
 timeout, so only data events say that the model is alive. The transports keep a deadline of
