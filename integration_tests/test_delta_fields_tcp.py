@@ -168,17 +168,18 @@ def test_a_plain_message_history_is_unchanged(make_server: ServerFactory) -> Non
 async def test_a_silent_primary_falls_back_though_pings_keep_coming(
     make_server: ServerFactory, way: CallWay
 ) -> None:
+    # No data event at all: the first-event bound (first_chunk_timeout) applies, not the gaps'.
     server = make_server()
     server.script(Fault.keepalive_stall(None, every=0.05), model="silent-model")
     llm = model_for(
-        server, model="silent-model", fallbacks=["gpt-4o-mini"], stream_chunk_timeout=0.3
+        server, model="silent-model", fallbacks=["gpt-4o-mini"], first_chunk_timeout=0.3
     )
     total = merged(await call(llm, way))
     assert total.content == STORY
     assert total.response_metadata["model_name"] == "gpt-4o-mini"
     failed = total.response_metadata["failed_attempts"]
     assert [(f["model"], f["error"], f["then"]) for f in failed] == [
-        ("silent-model", "StreamChunkTimeoutError", "fallback")
+        ("silent-model", "FirstChunkTimeoutError", "fallback")
     ]
     assert server.wait_for_disconnects(1, timeout=2.0)
 

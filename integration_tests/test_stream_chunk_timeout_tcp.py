@@ -18,7 +18,12 @@ from typing import Any
 import httpx
 import pytest
 
-from langchain_lunar import ChatLunar, StreamChunkTimeoutError, StreamInterruptedError
+from langchain_lunar import (
+    ChatLunar,
+    FirstChunkTimeoutError,
+    StreamChunkTimeoutError,
+    StreamInterruptedError,
+)
 from tests.calls import CallWay, call, streaming_ways
 
 TIMEOUT = 0.4
@@ -170,8 +175,9 @@ async def test_pings_do_not_keep_a_stalled_stream_open(
 @streaming_ways
 async def test_a_read_blocked_past_the_deadline_is_cut_there(serve: Any, way: CallWay) -> None:
     # A ping inside the deadline, then silence until a token after it, which comes before the
-    # read timeout (lowered to the deadline's length) would end the read that the ping began.
-    # Checking only after each read would take that token; the watchdog cuts the read first.
+    # read timeout would end the read that the ping began. Checking only after each read would
+    # take that token; the watchdog cuts the read first, though it first looked at the far
+    # deadline of the first event (first_chunk_timeout, 600 s by default).
     timeout = 0.6
     server = serve([(0.45, b": ping\n\n"), (0.4, delta(content=" late"))])
     delivered: list[Any] = []
@@ -185,10 +191,14 @@ async def test_a_read_blocked_past_the_deadline_is_cut_there(serve: Any, way: Ca
 
 
 @streaming_ways
-async def test_a_server_that_sends_no_headers_is_a_timeout_error(serve: Any, way: CallWay) -> None:
+async def test_a_server_that_sends_no_headers_is_a_first_chunk_timeout_error(
+    serve: Any, way: CallWay
+) -> None:
+    # The headers are part of the wait for the first event: first_chunk_timeout bounds them
+    # (stream_chunk_timeout did, before there were two bounds).
     server = serve([], headers=False)
-    with pytest.raises(StreamChunkTimeoutError) as caught:
-        await call(model(server), way)
+    with pytest.raises(FirstChunkTimeoutError) as caught:
+        await call(model(server, first_chunk_timeout=TIMEOUT, stream_chunk_timeout=0.1), way)
     assert caught.value.timeout == TIMEOUT
     assert server.done.wait(1.0)
     assert server.disconnected_at is not None

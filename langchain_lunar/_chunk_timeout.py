@@ -1,8 +1,15 @@
-"""``stream_chunk_timeout``: the longest wait for the next data event of a stream.
+"""``first_chunk_timeout`` and ``stream_chunk_timeout``: the longest waits for the first data
+event of a stream (its response headers included), and for each next one.
+
+The two differ because a reasoning model thinks in silence before its first token, for minutes
+on a long prompt, while a model that has begun answering sends tokens every few seconds. (Some
+servers send the response headers at once, others only with the first event: either way they
+are part of the first wait.)
 
 Gateways send SSE comments (``: ping``) while a model is silent, and each one resets httpx's read
 timeout, so only data events say that the model is alive. The transports keep a deadline of
-their own, a ``DataDeadline``, which only a data event moves:
+their own, a ``DataDeadline``, which only a data event moves: it starts at the request's start
+plus ``first_chunk_timeout``, and each data event sets it to ``stream_chunk_timeout`` ahead:
 
 - after each network read, the transport compares the assembler's count of data events with the
   last one it saw: one clock read per read, nothing per token; a read that brought only comments
@@ -12,7 +19,16 @@ their own, a ``DataDeadline``, which only a data event moves:
   deadline. That wakes the blocked read at once, which then fails as a closed connection and is
   reported as the stall, and it tells the server the client has gone. The watchdog is not told
   when the deadline moves: it wakes at the old one, sees the new one and sleeps again, so it
-  wakes about once per ``stream_chunk_timeout`` of a stream that is flowing;
+  wakes about once per ``stream_chunk_timeout`` of a stream that is flowing. A data event can
+  also bring the deadline closer (the first deadline may be further off than one gap's), so
+  the watchdog looks again within one ``stream_chunk_timeout`` at the latest;
+- the response headers come before there is a response to watch: only the read timeout can end
+  that wait, so a stream's request is sent with its read timeout at most
+  ``first_chunk_timeout``. The body's reads wait for the first event and then for each next
+  one, so once the headers are in, the read timeout of the body is the larger of the two
+  bounds (httpcore reads the request's ``timeout`` extension as the body begins, and before
+  each network read of HTTP/2); the watchdog and the check after each read end the shorter
+  waits;
 - the time the caller spends with the chunks, between two reads, is not a wait: the deadline is
   held at ``NEVER`` while the chunks of a read are handed out;
 - closing the response releases the watch before the response's own close runs, because that
@@ -21,8 +37,9 @@ their own, a ``DataDeadline``, which only a data event moves:
   response by itself when its body ends, before the transport's loop sees the end.)
 
 Only an HTTP/1 connection with a socket is shut down (an HTTP/2 connection carries other requests
-too); otherwise the read timeout, lowered to ``stream_chunk_timeout``, and the check after each
-read are what end a stall.
+too); otherwise the read timeout and the check after each read are what end a stall: a read that
+brings only comments past the deadline ends it at once, while a stream gone wholly silent after
+its first event ends when the body's read timeout (the larger bound) runs out.
 """
 
 from __future__ import annotations
@@ -44,21 +61,22 @@ import httpx
 logger = logging.getLogger("langchain_lunar")
 
 NEVER = math.inf
-"""The deadline while the caller holds the chunks of a read."""
+"""The deadline while the caller holds the chunks of a read, or where no bound applies."""
 
 
 class DataDeadline:
     """The time by which the next data event of one stream must arrive.
 
     The transport writes ``deadline``; a watchdog reads it and cuts the connection once it has
-    passed (see the module docstring).
+    passed (see the module docstring). ``timeout`` is the bound between events (``NEVER``: no
+    bound); the first deadline is ``first_deadline`` when given, else ``timeout`` from now.
     """
 
     __slots__ = ("_sock", "deadline", "fired", "timeout")
 
-    def __init__(self, timeout: float, sock: Any) -> None:
+    def __init__(self, timeout: float, sock: Any, first_deadline: float | None = None) -> None:
         self.timeout = timeout
-        self.deadline = monotonic() + timeout
+        self.deadline = monotonic() + timeout if first_deadline is None else first_deadline
         self.fired = False
         self._sock = sock  # None: nothing to cut, or released
 
@@ -78,21 +96,33 @@ class DataDeadline:
     def _check(self, now: float) -> float | None:
         """Cut the connection if the deadline has passed; else the time to check again.
 
-        None when there is nothing more to watch (cut, or released).
+        None when there is nothing more to watch (cut, released, or no bound left).
         """
         sock = self._sock
         if sock is None:
             return None
         deadline = self.deadline
-        if deadline == NEVER:
-            # The caller holds the chunks; the deadline set after them is later than this.
-            return now + self.timeout
         if now < deadline:
-            return deadline
+            # NEVER while the caller holds the chunks; and a data event may bring the deadline
+            # closer than it is now (the first can be further off than one gap's).
+            return self._look_again(min(deadline, now + self.timeout))
         self.fired = True
         self._sock = None
         _shut_down(sock)
         return None
+
+    def _first_check(self) -> float | None:
+        """When the watchdog first looks at this deadline; None: never (nothing to bound)."""
+        return self._look_again(min(self.deadline, monotonic() + self.timeout))
+
+    def _look_again(self, when: float) -> float | None:
+        """``when``, the time to look at the deadline next, or None (the watch ends) when that
+        is never: no bound applies from now on (the first event came, or the caller holds the
+        chunks, and there is no bound between events)."""
+        if when == NEVER:
+            self._sock = None  # out of the watchdog's heap from now on, as after a cut
+            return None
+        return when
 
 
 class _Watchdog:
@@ -113,7 +143,10 @@ class _Watchdog:
 
     def watch(self, guard: DataDeadline) -> None:
         with self._lock:
-            heapq.heappush(self._due, (guard.deadline, next(self._order), guard))
+            first = guard._first_check()
+            if first is None:
+                return
+            heapq.heappush(self._due, (first, next(self._order), guard))
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="langchain-lunar-stream-watchdog", daemon=True
@@ -178,19 +211,23 @@ class _SyncDeadline(DataDeadline):
 class _AsyncDeadline(DataDeadline):
     __slots__ = ("_loop", "_timer")
 
-    def __init__(self, timeout: float, sock: Any) -> None:
-        super().__init__(timeout, sock)
+    def __init__(self, timeout: float, sock: Any, first_deadline: float | None = None) -> None:
+        super().__init__(timeout, sock, first_deadline)
         self._loop = asyncio.get_running_loop()
-        self._timer = self._loop.call_later(timeout, self._on_timer)
+        self._timer: asyncio.TimerHandle | None = None
+        self._set_timer(self._first_check())
+
+    def _set_timer(self, when: float | None) -> None:
+        if when is not None:
+            self._timer = self._loop.call_later(when - monotonic(), self._on_timer)
 
     def _on_timer(self) -> None:
-        again = self._check(monotonic())
-        if again is not None:
-            self._timer = self._loop.call_later(again - monotonic(), self._on_timer)
+        self._set_timer(self._check(monotonic()))
 
     def release(self) -> None:
         self._sock = None
-        self._timer.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
 
 
 class _ReleasingStream(httpx.SyncByteStream):
@@ -223,16 +260,20 @@ class _AsyncReleasingStream(httpx.AsyncByteStream):
         await self._stream.aclose()
 
 
-def watch_sync(response: httpx.Response, timeout: float) -> DataDeadline:
+def watch_sync(
+    response: httpx.Response, timeout: float, first_deadline: float | None = None
+) -> DataDeadline:
     """The deadline of a sync stream that has just begun, watched when it can be enforced.
 
-    The watch ends at ``release()``, or when ``response`` is closed, whichever comes first.
+    ``timeout``: the bound between data events (``NEVER``: none); ``first_deadline``: when the
+    first must have come (default: ``timeout`` from now). The watch ends at ``release()``, or
+    when ``response`` is closed, whichever comes first.
     """
     global _WATCHDOG
     sock = _socket_of(response)
     if sock is None or not isinstance(response.stream, httpx.SyncByteStream):
-        return DataDeadline(timeout, None)
-    guard = _SyncDeadline(timeout, sock)
+        return DataDeadline(timeout, None, first_deadline)
+    guard = _SyncDeadline(timeout, sock, first_deadline)
     response.stream = _ReleasingStream(response.stream, guard)
     if _WATCHDOG is None:
         with _WATCHDOG_LOCK:
@@ -242,15 +283,18 @@ def watch_sync(response: httpx.Response, timeout: float) -> DataDeadline:
     return guard
 
 
-def watch_async(response: httpx.Response, timeout: float) -> DataDeadline:
+def watch_async(
+    response: httpx.Response, timeout: float, first_deadline: float | None = None
+) -> DataDeadline:
     """The deadline of an async stream that has just begun, on the running event loop.
 
-    The watch ends at ``release()``, or when ``response`` is closed, whichever comes first.
+    The arguments are ``watch_sync``'s. The watch ends at ``release()``, or when ``response``
+    is closed, whichever comes first.
     """
     sock = _socket_of(response)
     if sock is None or not _in_asyncio() or not isinstance(response.stream, httpx.AsyncByteStream):
-        return DataDeadline(timeout, None)
-    guard = _AsyncDeadline(timeout, sock)
+        return DataDeadline(timeout, None, first_deadline)
+    guard = _AsyncDeadline(timeout, sock, first_deadline)
     response.stream = _AsyncReleasingStream(response.stream, guard)
     return guard
 
@@ -263,17 +307,44 @@ def _in_asyncio() -> bool:
     return True
 
 
-def stream_timeout(timeout: httpx.Timeout, chunk_timeout: float | None) -> httpx.Timeout:
-    """``timeout`` with its read timeout at most ``chunk_timeout``.
-
-    So a stall that sends no bytes at all ends by itself where the watchdog cannot cut (and the
-    wait for the response headers is bounded alike).
-    """
-    if chunk_timeout is None or (timeout.read is not None and timeout.read <= chunk_timeout):
+def stream_timeout(timeout: httpx.Timeout, first_timeout: float | None) -> httpx.Timeout:
+    """``timeout`` with its read timeout at most ``first_timeout``: the timeout of a stream's
+    request, whose response headers are part of the wait for the first data event."""
+    if first_timeout is None or (timeout.read is not None and timeout.read <= first_timeout):
         return timeout
     return httpx.Timeout(
-        connect=timeout.connect, read=chunk_timeout, write=timeout.write, pool=timeout.pool
+        connect=timeout.connect, read=first_timeout, write=timeout.write, pool=timeout.pool
     )
+
+
+def first_deadline(started: float, first_timeout: float | None) -> float:
+    """When the first data event of a stream sent at ``started`` must have come."""
+    return NEVER if first_timeout is None else started + first_timeout
+
+
+def widen_body_timeout(
+    response: httpx.Response,
+    read_timeout: float | None,
+    first_timeout: float | None,
+    chunk_timeout: float | None,
+) -> None:
+    """Before the body of ``response`` is read: let its reads wait as long as the longer of
+    ``first_timeout`` and ``chunk_timeout`` (never longer than ``read_timeout``, the user's).
+
+    The request went out with its read timeout at most ``first_timeout`` (``stream_timeout``),
+    which must not cut a gap between events that ``chunk_timeout`` allows. httpcore reads the
+    request's ``timeout`` extension as the body begins (HTTP/1.1) and before each network read
+    (HTTP/2): an entry set now takes effect. A transport that reads it earlier keeps the first.
+    """
+    if first_timeout is None or chunk_timeout is None or chunk_timeout <= first_timeout:
+        return  # the read timeout is already the larger bound, or the user's
+    if read_timeout is not None and read_timeout <= first_timeout:
+        return  # the user's own read timeout, shorter than both
+    extensions = response.request.extensions
+    timeouts = extensions.get("timeout")
+    if isinstance(timeouts, dict):
+        wider = chunk_timeout if read_timeout is None else min(read_timeout, chunk_timeout)
+        extensions["timeout"] = {**timeouts, "read": wider}
 
 
 def _socket_of(response: httpx.Response) -> Any:

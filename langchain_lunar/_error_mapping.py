@@ -22,6 +22,7 @@ from langchain_lunar._exceptions import (
     AuthenticationError,
     BadRequestError,
     ContextLengthExceededError,
+    FirstChunkTimeoutError,
     GatewayTimeoutError,
     LunarError,
     MalformedResponseError,
@@ -197,7 +198,7 @@ def stall_error(model: str, chunk_timeout: float | None) -> StreamChunkTimeoutEr
     """The error for a stream of ``model`` that sent no data event for ``chunk_timeout`` s.
 
     Raised instead of the httpx error (if any) that the stall caused: the watchdog's cut, or
-    the read timeout lowered to ``chunk_timeout``.
+    the read timeout.
     """
     assert chunk_timeout is not None  # only a stream with a chunk timeout can stall
     return StreamChunkTimeoutError(
@@ -205,6 +206,24 @@ def stall_error(model: str, chunk_timeout: float | None) -> StreamChunkTimeoutEr
         "keep-alive comments do not count), so the model is taken to have stalled. Raise "
         "stream_chunk_timeout, or set it to None, if the model may stay silent that long.",
         timeout=chunk_timeout,
+        model=model,
+    )
+
+
+def first_stall_error(model: str, first_timeout: float | None) -> FirstChunkTimeoutError:
+    """The error for a stream of ``model`` whose first data event had not come
+    ``first_timeout`` s after the request (keep-alive comments do not count).
+
+    Raised instead of the httpx error (if any) that the wait caused: the watchdog's cut, or
+    the read timeout, lowered to ``first_timeout`` for the response headers.
+    """
+    assert first_timeout is not None  # only a stream with a first-chunk timeout can stall
+    return FirstChunkTimeoutError(
+        f"No data from {model} within {first_timeout:g} s of the request (first_chunk_timeout; "
+        "keep-alive comments do not count), so it is not asked again: its thinking would be "
+        "paid for and lost again. Raise first_chunk_timeout, or set it to None, if the model "
+        "may think that long before its first token.",
+        timeout=first_timeout,
         model=model,
     )
 

@@ -21,6 +21,7 @@ LunarError
 ├── APIConnectionError           the server could not be reached, or the connection broke
 │   └── APITimeoutError
 │       └── StreamChunkTimeoutError  no data event within stream_chunk_timeout
+│           └── FirstChunkTimeoutError   no first data event within first_chunk_timeout
 ├── MalformedResponseError       the server broke the protocol (a line that is not JSON, ...)
 └── StreamInterruptedError       a failure after tokens had already reached the caller
 ```
@@ -50,6 +51,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ContextLengthExceededError",
+    "FirstChunkTimeoutError",
     "GatewayTimeoutError",
     "LunarError",
     "MalformedResponseError",
@@ -191,6 +193,21 @@ class StreamChunkTimeoutError(APITimeoutError):
         self.timeout = timeout
         self.model = model
         super().__init__(message)
+
+
+class FirstChunkTimeoutError(StreamChunkTimeoutError):
+    """No first data event of a stream arrived within ``first_chunk_timeout`` seconds of the
+    request, its response headers included.
+
+    A reasoning model thinks in silence before its first token, and that thinking is paid
+    for: a model that did not begin within the bound is not asked again (asking again would
+    pay for the same thinking, and throw it away again at the same bound). The fallbacks are
+    asked, or this is raised.
+
+    Attributes:
+        timeout: The ``first_chunk_timeout`` that ran out, in seconds.
+        model: The model that sent no data.
+    """
 
 
 class MalformedResponseError(LunarError, ModelAPIError):

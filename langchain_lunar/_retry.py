@@ -5,7 +5,9 @@ failure what comes next:
 
 - an error that may pass (408, 409, 429, 5xx, connection errors, timeouts) is retried on the
   same model, up to ``max_retries`` times, after the wait the server asked for or else an
-  exponential backoff with jitter;
+  exponential backoff with jitter; except a stream whose first data event did not come within
+  ``first_chunk_timeout`` (``FirstChunkTimeoutError``): its model was thinking, paid for, and
+  would think as long again, so the next model is asked at once;
 - when the retries are used up, or the server asks for a wait longer than ``max_retry_wait``,
   the next model of ``fallbacks`` is asked at once;
 - any other error (400, 401, 403, 404, 422, a malformed answer) is raised at once.
@@ -35,7 +37,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
-from langchain_lunar._exceptions import APIConnectionError, APIError, LunarError, RateLimitError
+from langchain_lunar._exceptions import (
+    APIConnectionError,
+    APIError,
+    FirstChunkTimeoutError,
+    LunarError,
+    RateLimitError,
+)
 from langchain_lunar._secrets import Secrets, redact
 
 if TYPE_CHECKING:
@@ -127,8 +135,10 @@ class _Plan:
     def _decide(self, error: BaseException) -> _Step | None:
         asked: float | None = getattr(error, "retry_after", None)
         settings = self.settings
-        if self.retries_used < settings.max_retries and (
-            asked is None or asked <= settings.max_retry_wait
+        if (
+            self.retries_used < settings.max_retries
+            and (asked is None or asked <= settings.max_retry_wait)
+            and not isinstance(error, FirstChunkTimeoutError)  # see the module docstring
         ):
             return _Step(self.index, asked if asked is not None else self._backoff())
         if self.index + 1 < len(self.models):

@@ -62,6 +62,7 @@ CALL_SETTINGS = frozenset(
         "timeout",
         "stream_chunk_timeout",
         "max_event_bytes",
+        "first_chunk_timeout",
         "default_headers",
         "stream_usage",
         "model_kwargs",
@@ -150,6 +151,7 @@ def resolve_call(
     base_url: str = settings.get("base_url", llm.base_url)
     timeout = settings.get("timeout", llm.timeout)
     chunk_timeout = settings.get("stream_chunk_timeout", llm.stream_chunk_timeout)
+    first_timeout = settings.get("first_chunk_timeout", llm.first_chunk_timeout)
     request = CompletionRequest(
         url=f"{base_url}/chat/completions",
         headers=headers,
@@ -158,9 +160,10 @@ def resolve_call(
         model=body["model"],
         secrets=secrets_of(secret, headers),
         returned_reasoning=reasoning if reasoning.returned else None,
-        # 0 turns it off too, as None cannot per call (None there means the model's setting).
-        stream_chunk_timeout=chunk_timeout if chunk_timeout and chunk_timeout < math.inf else None,
         max_event_bytes=settings.get("max_event_bytes", llm.max_event_bytes),
+        # 0 turns them off too, as None cannot per call (None there means the model's setting).
+        stream_chunk_timeout=_bound(chunk_timeout),
+        first_chunk_timeout=_bound(first_timeout),
     )
     retry = RetrySettings(**{name: settings.get(name, getattr(llm, name)) for name in RETRY_FIELDS})
     store = llm.cooldowns
@@ -171,6 +174,11 @@ def resolve_call(
         cooldown_scope(store, base_url, headers) if store is not None else None,
         llm.rate_limiter,
     )
+
+
+def _bound(seconds: float | None) -> float | None:
+    """A timeout setting as the transport takes it: None for no bound (None, 0 or inf)."""
+    return seconds if seconds and seconds < math.inf else None
 
 
 def checked_call_kwargs(fields: Mapping[str, Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:

@@ -19,18 +19,21 @@ from langchain_lunar._body_reads import (
 from langchain_lunar._chunk_timeout import (
     NEVER,
     DataDeadline,
+    first_deadline,
     stream_timeout,
     watch_async,
     watch_sync,
+    widen_body_timeout,
 )
 from langchain_lunar._drain import drain_async, drain_sync
 from langchain_lunar._error_mapping import (
     error_from_event,
     error_from_response,
+    first_stall_error,
     stall_error,
     translate_transport_error,
 )
-from langchain_lunar._exceptions import MalformedResponseError
+from langchain_lunar._exceptions import APITimeoutError, MalformedResponseError
 from langchain_lunar._json import loads
 from langchain_lunar._log_masking import hold_secrets, release_secrets
 from langchain_lunar._media_out import requested_audio_format
@@ -63,6 +66,9 @@ class CompletionRequest(NamedTuple):
     failed_attempts: tuple[dict[str, Any], ...] = ()
     stream_chunk_timeout: float | None = None
     """The longest wait in seconds for the next data event of a stream; None: no limit."""
+    first_chunk_timeout: float | None = None
+    """The longest wait in seconds for the first data event of a stream, from the request on
+    (its response headers included); None: no limit."""
 
     returned_reasoning: ReturnedReasoning | None = None
     """Reasoning that earlier assistant messages send back, each to its own model only."""
@@ -87,8 +93,9 @@ def stream_completion(
 ) -> Generator[ChatGenerationChunk, None, None]:
     """Send a streaming request and yield its chunks; the last one has chunk_position="last".
 
-    Leaving the loop early (break, ``close()``) closes the response at once. A stall of
-    ``request.stream_chunk_timeout`` between data events raises (see ``_chunk_timeout``).
+    Leaving the loop early (break, ``close()``) closes the response at once. No first data
+    event within ``request.first_chunk_timeout`` of the request, or a stall of
+    ``request.stream_chunk_timeout`` between data events, raises (see ``_chunk_timeout``).
     ``data: [DONE]`` ends the stream at once: the last chunk comes, then what follows is read
     only briefly (see ``_drain``). Redirects are never followed (see ``_wrong_answers``).
     """
@@ -100,10 +107,12 @@ def stream_completion(
         max_event_bytes=request.max_event_bytes,
     )
     chunk_timeout = request.stream_chunk_timeout
-    timeout = stream_timeout(request.timeout, chunk_timeout)
+    first_timeout = request.first_chunk_timeout
+    timeout = stream_timeout(request.timeout, first_timeout)
     guard: DataDeadline | None = None
     stalled = False
     hold_secrets(request.secrets)  # masked in httpx's own log lines while in flight
+    started = monotonic()
     try:
         with client.stream(
             "POST",
@@ -122,14 +131,16 @@ def stream_completion(
             if is_page(response):
                 raise page_error(response, request.secrets, "Server-Sent Events")
             reads = body_reads(response)
-            if chunk_timeout is None:
+            if chunk_timeout is None and first_timeout is None:
                 for data in reads:
                     for chunk in assembler.feed(data):
                         yield chunk
                     if assembler.done:
                         break
             else:
-                guard = watch_sync(response, chunk_timeout)
+                widen_body_timeout(response, request.timeout.read, first_timeout, chunk_timeout)
+                gap = NEVER if chunk_timeout is None else chunk_timeout
+                guard = watch_sync(response, gap, first_deadline(started, first_timeout))
                 try:
                     seen = 0
                     for data in reads:
@@ -141,7 +152,7 @@ def stream_completion(
                                 yield chunk
                             if assembler.done:
                                 break
-                            guard.deadline = monotonic() + chunk_timeout
+                            guard.deadline = monotonic() + gap
                         elif monotonic() >= guard.deadline:  # only comments, or part of an event
                             stalled = True
                             break  # leaving the response's block closes the connection
@@ -160,14 +171,14 @@ def stream_completion(
         # After [DONE] the answer is whole; a broken connection while draining changes nothing.
         # A read that failed past the deadline failed because of it (the watchdog's cut, or the
         # lowered read timeout): that is raised below as the stall, without this error.
-        stalled = _is_stall(error, guard, timeout, chunk_timeout)
+        stalled = _is_stall(error, guard, started, first_timeout)
         if not assembler.done and not stalled:
             # The cause chain is set by translate_transport_error and fail(); `from` would cut it.
             raise assembler.fail(translate_transport_error(error, request.secrets))  # noqa: B904
     finally:
         release_secrets(request.secrets)
     if stalled and not assembler.done:
-        raise assembler.fail(stall_error(assembler.model, chunk_timeout))
+        raise assembler.fail(_stall_error(assembler, request))
     for chunk in assembler.close(lambda: no_events_error(response, request.secrets)):
         yield chunk
 
@@ -184,10 +195,12 @@ async def astream_completion(
         max_event_bytes=request.max_event_bytes,
     )
     chunk_timeout = request.stream_chunk_timeout
-    timeout = stream_timeout(request.timeout, chunk_timeout)
+    first_timeout = request.first_chunk_timeout
+    timeout = stream_timeout(request.timeout, first_timeout)
     guard: DataDeadline | None = None
     stalled = False
     hold_secrets(request.secrets)  # masked in httpx's own log lines while in flight
+    started = monotonic()
     try:
         async with client.stream(
             "POST",
@@ -205,14 +218,16 @@ async def astream_completion(
             if is_page(response):
                 raise page_error(response, request.secrets, "Server-Sent Events")
             reads = abody_reads(response)
-            if chunk_timeout is None:
+            if chunk_timeout is None and first_timeout is None:
                 async for data in reads:
                     for chunk in assembler.feed(data):
                         yield chunk
                     if assembler.done:
                         break
             else:
-                guard = watch_async(response, chunk_timeout)
+                widen_body_timeout(response, request.timeout.read, first_timeout, chunk_timeout)
+                gap = NEVER if chunk_timeout is None else chunk_timeout
+                guard = watch_async(response, gap, first_deadline(started, first_timeout))
                 try:
                     seen = 0
                     async for data in reads:
@@ -224,7 +239,7 @@ async def astream_completion(
                                 yield chunk
                             if assembler.done:
                                 break
-                            guard.deadline = monotonic() + chunk_timeout
+                            guard.deadline = monotonic() + gap
                         elif monotonic() >= guard.deadline:  # only comments, or part of an event
                             stalled = True
                             break  # leaving the response's block closes the connection
@@ -243,14 +258,14 @@ async def astream_completion(
         # After [DONE] the answer is whole; a broken connection while draining changes nothing.
         # A read that failed past the deadline failed because of it (the watchdog's cut, or the
         # lowered read timeout): that is raised below as the stall, without this error.
-        stalled = _is_stall(error, guard, timeout, chunk_timeout)
+        stalled = _is_stall(error, guard, started, first_timeout)
         if not assembler.done and not stalled:
             # The cause chain is set by translate_transport_error and fail(); `from` would cut it.
             raise assembler.fail(translate_transport_error(error, request.secrets))  # noqa: B904
     finally:
         release_secrets(request.secrets)
     if stalled and not assembler.done:
-        raise assembler.fail(stall_error(assembler.model, chunk_timeout))
+        raise assembler.fail(_stall_error(assembler, request))
     for chunk in assembler.close(lambda: no_events_error(response, request.secrets)):
         yield chunk
 
@@ -258,18 +273,26 @@ async def astream_completion(
 def _is_stall(
     error: httpx.HTTPError,
     guard: DataDeadline | None,
-    timeout: httpx.Timeout,
-    chunk_timeout: float | None,
+    started: float,
+    first_timeout: float | None,
 ) -> bool:
-    """Whether ``error`` ended a stream that had waited ``chunk_timeout`` for a data event."""
+    """Whether ``error`` ended a stream that had waited too long for a data event."""
     if guard is not None:
         return guard.expired()
-    # Before the body: the read timeout was lowered to chunk_timeout for the response headers.
+    # Before the body: the read timeout, at most first_timeout, ran out while the headers were
+    # awaited. (Only one that ran first_timeout long: a shorter one is the user's, or not ours.)
     return (
-        chunk_timeout is not None
+        first_timeout is not None
         and isinstance(error, httpx.ReadTimeout)
-        and timeout.read == chunk_timeout
+        and monotonic() - started >= first_timeout
     )
+
+
+def _stall_error(assembler: StreamAssembler, request: CompletionRequest) -> APITimeoutError:
+    """The error for a stream that waited too long: for its first data event, or a next one."""
+    if assembler.data_events == 0:
+        return first_stall_error(assembler.model, request.first_chunk_timeout)
+    return stall_error(assembler.model, request.stream_chunk_timeout)
 
 
 def complete(client: httpx.Client, request: CompletionRequest) -> ChatResult:

@@ -118,9 +118,9 @@ class ChatLunar(BaseChatModel):
     """Seconds, or an ``httpx.Timeout``. The read timeout bounds the wait for each next chunk of a
     stream, not the whole answer. None (the default): 10 s to connect, 600 s for each read."""
     stream_chunk_timeout: float | None = Field(default=120.0, ge=0)
-    """The longest wait in seconds for the next data event of a stream, and for its response to
-    begin. SSE comments (keep-alives) do not count, though each resets the read timeout; nor does
-    the time your code spends with a chunk. A stall before the first chunk has reached you is a
+    """The longest wait in seconds for the next data event of a stream, once its first has come.
+    SSE comments (keep-alives) do not count, though each resets the read timeout; nor does the
+    time your code spends with a chunk. A stall before the first chunk has reached you is a
     ``StreamChunkTimeoutError`` (a timeout: retried, then the fallbacks are asked); after it, a
     ``StreamInterruptedError``. The connection is closed either way. None or 0: no limit."""
     max_event_bytes: int = Field(default=MAX_EVENT_BYTES, gt=0)
@@ -129,6 +129,13 @@ class ChatLunar(BaseChatModel):
     model's answer through a gateway) is 30-50 MiB, 85 MiB at worst. Past it the stream or
     answer is refused (``MalformedResponseError``; ``StreamInterruptedError`` once text was
     delivered) without being read further, and the connection is closed."""
+    first_chunk_timeout: float | None = Field(default=600.0, ge=0)
+    """The longest wait in seconds for the first data event of a stream, from the request on:
+    the response headers, and the silence of a model that thinks before its first token
+    (minutes, for a reasoning model on a long prompt). SSE comments do not count. Reaching it
+    is a ``FirstChunkTimeoutError``: the model is not asked again (its thinking would be paid
+    for and lost again), the fallbacks are. The read timeout (``timeout``) bounds this wait too,
+    as any read. None or 0: no limit."""
     streaming: bool = False
     """Whether ``invoke`` goes through the stream (so callbacks see every token)."""
     stream_usage: bool = True

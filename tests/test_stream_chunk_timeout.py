@@ -91,14 +91,20 @@ class Server:
         self.models: list[str] = []
         self.streams: list[Trickle] = []
         self.timeouts: list[dict[str, Any]] = []
+        self.extensions: list[dict[str, Any]] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         model = json.loads(request.content)["model"]
         self.models.append(model)
         self.timeouts.append(request.extensions["timeout"])
+        self.extensions.append(request.extensions)
         stream = Trickle(self.bodies[model].pop(0))
         self.streams.append(stream)
         return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=stream)
+
+    def body_timeouts(self) -> list[dict[str, Any]]:
+        """The timeouts of each request as its body was read (set once its headers were in)."""
+        return [extensions["timeout"] for extensions in self.extensions]
 
 
 def silent(seconds: float = 1.0) -> Steps:
@@ -245,14 +251,27 @@ async def test_a_per_call_value_overrides_the_models(way: CallWay) -> None:
     assert [stream.cut_short for stream in server.streams] == [True, False]
 
 
-def test_the_read_timeout_of_a_stream_is_at_most_the_chunk_timeout() -> None:
-    server = Server(primary=[[(0.0, text_stream("a"))] for _ in range(3)])
-    model = model_for(server, timeout=httpx.Timeout(30.0, connect=5.0))
+def test_the_read_timeout_of_a_streams_request_is_at_most_the_first_chunk_timeout() -> None:
+    # The response headers are part of the wait for the first event, which no watchdog can cut
+    # yet (stream_chunk_timeout no longer lowers it: a model may think longer before its first
+    # token than it may pause between two).
+    server = Server(primary=[[(0.0, text_stream("a"))] for _ in range(4)])
+    model = model_for(server, timeout=httpx.Timeout(30.0, connect=5.0), first_chunk_timeout=0.5)
     list(model.stream("hi"))
     list(model.stream("hi", timeout=0.1))  # shorter: kept
-    list(model.stream("hi", stream_chunk_timeout=0))
-    assert [t["read"] for t in server.timeouts] == [TIMEOUT, 0.1, 30.0]
+    list(model.stream("hi", first_chunk_timeout=0))
+    list(model.stream("hi", first_chunk_timeout=None, stream_chunk_timeout=0.1))
+    assert [t["read"] for t in server.timeouts] == [0.5, 0.1, 30.0, 0.5]
     assert server.timeouts[0]["connect"] == 5.0
+
+
+def test_once_the_headers_are_in_the_body_reads_wait_for_the_longer_bound() -> None:
+    server = Server(primary=[[(0.0, text_stream("a"))] for _ in range(3)])
+    model = model_for(server, timeout=httpx.Timeout(30.0), first_chunk_timeout=0.2)
+    list(model.stream("hi", stream_chunk_timeout=1.0))  # a gap may last longer than the first
+    list(model.stream("hi", stream_chunk_timeout=0.1))  # the first is the longer: kept
+    list(model.stream("hi", stream_chunk_timeout=1.0, timeout=0.15))  # the user's is shorter
+    assert [request["read"] for request in server.body_timeouts()] == [1.0, 0.2, 0.15]
 
 
 @pytest.mark.parametrize("way", ["invoke", "stream", "astream"])
@@ -269,6 +288,25 @@ def test_a_bad_per_call_value_is_a_value_error_before_any_request(way: CallWay, 
 
 def test_the_default_is_120_seconds_as_chat_openais() -> None:
     assert ChatLunar(model="m", api_key="k").stream_chunk_timeout == 120.0
+
+
+def test_the_defaults_are_600_seconds_to_the_first_event_and_120_between_events() -> None:
+    llm = ChatLunar(model="m", api_key="k")
+    assert (llm.first_chunk_timeout, llm.stream_chunk_timeout) == (600.0, 120.0)
+
+
+@pytest.mark.parametrize("way", ["invoke", "stream", "astream"])
+@pytest.mark.parametrize("value", [-1, "soon", math.nan, [1]])
+def test_a_bad_first_chunk_timeout_is_a_value_error_before_any_request(
+    way: CallWay, value: Any
+) -> None:
+    with pytest.raises(ValidationError):
+        ChatLunar(model="m", api_key="k", first_chunk_timeout=value)
+    server = Server(primary=[])
+    with pytest.raises(ValueError, match="Invalid per-call setting first_chunk_timeout") as caught:
+        call_sync(model_for(server).bind(first_chunk_timeout=value), way)
+    assert not isinstance(caught.value, ValidationError)
+    assert server.models == []
 
 
 class NetworkStream:
@@ -413,3 +451,54 @@ async def test_the_event_loop_timer_cuts_a_blocked_read_at_the_deadline(
     assert received == b""
     assert guard.fired
     guard.release()
+
+
+def test_the_watchdog_cuts_at_the_first_deadline_however_long_the_gaps_may_be(
+    socket_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    ours = socket_pair[0]
+    guard = watch_sync(response_over(ours), 60.0, time.monotonic() + TIMEOUT)
+    ours.settimeout(5.0)
+    assert ours.recv(1) == b""
+    assert guard.fired
+
+
+def test_a_data_event_can_bring_a_far_first_deadline_closer(
+    socket_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    # The first event may be waited for far longer than a gap: once it came, the watchdog
+    # must not sleep on until the first deadline.
+    ours = socket_pair[0]
+    guard = watch_sync(response_over(ours), TIMEOUT, time.monotonic() + 60.0)
+    guard.deadline = time.monotonic() + TIMEOUT  # the first event came; then nothing
+    ours.settimeout(5.0)
+    assert ours.recv(1) == b""
+    assert guard.fired
+
+
+async def test_a_data_event_can_bring_a_far_first_deadline_closer_async(
+    socket_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    ours = socket_pair[0]
+    ours.setblocking(False)
+    guard = watch_async(response_over(ours), TIMEOUT, time.monotonic() + 60.0)
+    guard.deadline = time.monotonic() + TIMEOUT
+    received = await asyncio.wait_for(asyncio.get_running_loop().sock_recv(ours, 1), 5.0)
+    assert received == b""
+    assert guard.fired
+    guard.release()
+
+
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+async def test_without_a_bound_between_events_the_watch_ends_with_the_first_event(
+    socket_pair: tuple[socket.socket, socket.socket], is_async: bool
+) -> None:
+    ours, theirs = socket_pair
+    watch = watch_async if is_async else watch_sync
+    guard = watch(response_over(ours), NEVER, time.monotonic() + 0.05)
+    guard.deadline = NEVER  # the first event came, and gaps have no bound
+    await asyncio.sleep(0.2)
+    assert not guard.fired
+    assert not guard.can_cut  # nothing left to watch
+    theirs.sendall(b"x")
+    assert ours.recv(1) == b"x"

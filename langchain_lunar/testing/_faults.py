@@ -95,7 +95,7 @@ class Fault:
     """One scripted step; build it with the classmethods, not the constructor.
 
     Faults that only make sense for a stream (``stream_error``, ``disconnect``, ``no_done``,
-    ``malformed``, ``keepalive_stall``) do the closest thing when the request is not
+    ``malformed``, ``keepalive_stall``, ``think``) do the closest thing when the request is not
     streaming: ``stream_error`` answers with the error object as an HTTP error (status = its
     ``code`` if 400-599, else 500); ``disconnect`` closes the connection without any response;
     ``no_done`` is a normal reply; ``malformed`` sends ``line`` as a 200 ``application/json``
@@ -203,6 +203,37 @@ class Fault:
         return _StallFault(seconds)
 
     @classmethod
+    def think(
+        cls,
+        seconds: float,
+        *,
+        headers: bool = False,
+        ping_every: float | None = None,
+        comment: str = "ping",
+    ) -> Fault:
+        """A reasoning model that thinks ``seconds`` in silence before its first token, then
+        answers as usual (streamed, or the whole answer at once).
+
+        What the client sees meanwhile, streaming:
+
+        - by default nothing at all, not even the response headers: as OpenAI's chat
+          completions while a reasoning model thinks, and gateways (LiteLLM) that send their
+          headers with the first event;
+        - ``headers=True``: the 200 response headers at once, then no byte until the first
+          event;
+        - ``ping_every=x``: the headers, then the comment ``: <comment>`` at once and every
+          ``x`` seconds (as gateways that keep the connection alive), and no data event.
+
+        Not streaming, the whole answer comes after ``seconds``. The server watches the
+        connection while it thinks: a client that gives up ends the thinking at once (counted
+        in ``disconnects`` once the headers went out).
+        """
+        _check_seconds("seconds", seconds)
+        if ping_every is not None:
+            return cls.keepalive_stall(seconds, every=ping_every, comment=comment)
+        return _ThinkFault(seconds, headers)
+
+    @classmethod
     def keepalive_stall(
         cls,
         seconds: float | None,
@@ -279,6 +310,21 @@ class _StallFault(Fault):
             return False
         exchange.drop()  # the server is stopping
         return True
+
+
+@dataclass(frozen=True)
+class _ThinkFault(Fault):
+    seconds: float
+    headers: bool  # whether the response headers go out before the thinking
+
+    def before_reply(self, exchange: Exchange, streaming: bool) -> bool:
+        if (streaming and self.headers) or exchange.idle(self.seconds):
+            return False
+        exchange.drop()  # the server is stopping
+        return True
+
+    def open_stream(self, sink: EventSink) -> bool:
+        return not self.headers or sink.idle(self.seconds)
 
 
 @dataclass(frozen=True)
