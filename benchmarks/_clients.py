@@ -9,6 +9,10 @@ Every client family offers the same methods, so the measurement code treats them
 - ``aggregate(model)``: one answer assembled by the library (``invoke(..., stream=True)``);
   the floor assembles it by joining a list of strings.
 
+The LangChain families also offer ``events_sync(model)`` / ``events_async(model)``:
+``stream_events(version="v3")`` read as a UI reads it, through its ``.text`` deltas (the floor
+has no such API; run.py asks only ChatLunar and ChatOpenAI for it).
+
 The families: the floor (raw httpx), this package's ``ChatLunar`` (plain and resilient),
 langchain-openai's ``ChatOpenAI``, and the vendor SDK's own LangChain class (lunar-sdk's
 ``lunar.integrations.langchain.ChatLunar``, family ``vendor``).
@@ -157,6 +161,17 @@ class LangChainClient:
         """LangChain merges every chunk into one message: ``invoke(..., stream=True)``."""
         text: str = self.llm.invoke(PROMPT, model=model, stream=True).content
         return text
+
+    def events_sync(self, model: str) -> str:
+        """``lunar_v3_sync`` / ``openai_v3_sync``: ``stream_events(version="v3")``, joining the
+        deltas of its ``.text`` projection."""
+        return "".join(self.llm.stream_events(PROMPT, version="v3", model=model).text)
+
+    async def events_async(self, model: str) -> str:
+        """``lunar_v3_async`` / ``openai_v3_async``: ``await astream_events(version="v3")``,
+        joining the deltas of its ``.text`` projection."""
+        stream = await self.llm.astream_events(PROMPT, version="v3", model=model)
+        return "".join([delta async for delta in stream.text])
 
 
 class VendorClient(LangChainClient):

@@ -20,6 +20,7 @@ import statistics
 import sys
 import time
 import tracemalloc
+import warnings
 from collections.abc import Awaitable, Callable
 from functools import cache
 from typing import Any, TextIO, TypeVar
@@ -72,6 +73,17 @@ class Worker:
             text, cpu, wall = self._timed(lambda: self.client.stream_sync(model))
         else:
             text, cpu, wall = self._atimed(lambda: self.client.stream_async(model))
+        return {"cpu_s": cpu, "wall_s": wall, "exact": text == _expected(chunks)}
+
+    def events(self, mode: str, chunks: int) -> dict[str, Any]:
+        """One ``stream_events(version="v3")`` of ``chunks`` chunks, sync or async, its text read
+        from the ``.text`` deltas (LangChain families only)."""
+        model = model_name(chunks)
+        client: Any = self.client  # a LangChainClient: run.py asks no other family for events
+        if mode == "sync":
+            text, cpu, wall = self._timed(lambda: client.events_sync(model))
+        else:
+            text, cpu, wall = self._atimed(lambda: client.events_async(model))
         return {"cpu_s": cpu, "wall_s": wall, "exact": text == _expected(chunks)}
 
     def concurrent(self, streams: int, chunks: int) -> dict[str, Any]:
@@ -147,9 +159,10 @@ class Worker:
             tracemalloc.stop()
         return {"peak_bytes": peak, "exact": text == _expected(chunks)}
 
-    def warmup(self, streams: int, aggregate: bool = True) -> dict[str, Any]:
+    def warmup(self, streams: int, aggregate: bool = True, events: bool = False) -> dict[str, Any]:
         """Fill caches and connection pools (``streams`` connections) before anything is timed;
-        ``aggregate=False`` leaves out ``aggregate`` (for a client that cannot, see run.py)."""
+        ``aggregate=False`` leaves out ``aggregate`` (for a client that cannot, see run.py);
+        ``events=True`` warms ``events`` too (its lazy imports: langchain-core's v3 stream)."""
         exact = all(
             [
                 self.stream("sync", 200)["exact"],
@@ -158,6 +171,8 @@ class Worker:
                 self.first_token("sync", 20, 0, 2)["exact"],
                 self.first_token("async", 20, 0, 2)["exact"],
                 self.aggregate(200)["exact"] if aggregate else True,
+                self.events("sync", 200)["exact"] if events else True,
+                self.events("async", 200)["exact"] if events else True,
             ]
         )
         return {"exact": exact}
@@ -178,6 +193,9 @@ def main() -> None:
     # The protocol gets its own copy of stdout; anything a library prints goes to stderr.
     out: TextIO = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
+    # stream_events(version="v3") is beta in langchain-core and says so at every call; the
+    # warning would fill stderr, so it is silenced here, in the benchmark's worker only.
+    warnings.filterwarnings("ignore", message=r"The method `BaseChatModel\._a?chat_model_stream_v3")
     try:
         client = FAMILIES[family](base_url)
     except ImportError as error:

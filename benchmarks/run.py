@@ -1,7 +1,8 @@
 """Client CPU benchmark of ChatLunar against ChatOpenAI, lunar-sdk's ChatLunar and a raw httpx
 floor.
 
-    python benchmarks/run.py [--size tiny|full] [--rounds N] [--plot PNG] [--json PATH]
+    python benchmarks/run.py [--size tiny|full] [--rounds N] [--figures a,g] [--plot PNG]
+                             [--json PATH]
 
 A server process streams pre-rendered OpenAI-format SSE bodies (``_server.py``); each client
 family measures itself in a worker process of its own (``_worker.py``), and this script asks
@@ -48,6 +49,19 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 MODES = ("sync", "async")
 ALL_FAMILIES = ("floor", "lunar", "lunar_resilient", "openai", "vendor")
+# Every figure by its letter in the report and its key in the JSON, in the order they run.
+FIGURES = {
+    "a": "per_chunk",
+    "b": "concurrent",
+    "c": "ttft",
+    "d": "aggregation",
+    "f": "paced",
+    "g": "events",
+    "e": "import",
+}
+# The families that figure g. measures: those with a LangChain `stream_events(version="v3")`
+# that the issue's target names.
+EVENTS_FAMILIES = ("lunar", "lunar_resilient", "openai")
 Case = tuple[str, dict[str, Any]]  # a client family and the command its worker runs
 
 
@@ -349,6 +363,39 @@ def figure_aggregation(bench: Bench, size: Size) -> dict[str, Any]:
     }
 
 
+def figure_events(bench: Bench, chunks: int, per_chunk: dict[str, Any] | None) -> dict[str, Any]:
+    """g. Client CPU per chunk of ``stream_events(version="v3")``, sync and async, over one
+    long stream as in a., its text read as a UI reads it (the ``.text`` deltas); with each
+    row's ratio to the same client's ``stream()``/``astream()`` in a. when a. ran."""
+    families = [f for f in EVENTS_FAMILIES if f in bench.workers]
+    left_out = {
+        family: reason
+        for family, reason in (
+            ("floor", "raw httpx has no stream_events"),
+            (
+                "vendor",
+                "not in issue 21's target (it would run through langchain-core's bridge over "
+                "its _stream, as any chat model without the hooks does)",
+            ),
+        )
+        if family in bench.workers
+    }
+    cases: list[Case] = [
+        (family, {"op": "events", "mode": mode, "chunks": chunks})
+        for mode in MODES
+        for family in families
+    ]
+    rows = []
+    for (family, command), answers in zip(cases, bench.interleave("events", cases), strict=True):
+        samples = [a["cpu_s"] / chunks * 1e6 for a in _ok(answers)]
+        rows.append(_row(family, command["mode"], samples, answers))
+    add_ratios(rows)
+    for row in rows:
+        plain = _find(per_chunk["rows"], row["client"], row["mode"]) if per_chunk else None
+        row["vs_stream"] = ratio(row["median"], _get(plain, "median"))
+    return {"unit": "us/chunk", "chunks": chunks, "rows": rows, "left_out": left_out}
+
+
 IMPORTS = {
     # The baseline of `import langchain_lunar`'s target. Since langchain-core 1.x this package
     # imports its names lazily, so it does not load BaseChatModel, which any chat model needs:
@@ -412,13 +459,13 @@ def _get(row: Row | None, key: str) -> Any:
 
 
 def targets(figures: dict[str, Any]) -> list[Target]:
-    """The goals of the optimization, each MET, NOT MET or SKIPPED."""
-    per_chunk = figures["per_chunk"]["rows"]
+    """The goals of the optimization, each MET, NOT MET or SKIPPED; those of the figures
+    that ran."""
     found: list[Target] = []
     # The issue's figure is a.; f. checks the two ratios when tokens arrive one by one (its
     # limits are the earlier goals of a., which the new ones of a. did not replace).
     for figure, how, vs_openai in (("per_chunk", "", 0.15), ("paced", ", paced", 0.25)):
-        for mode in MODES:
+        for mode in MODES if figure in figures else ():
             lunar = _find(figures[figure]["rows"], "lunar", mode)
             found.append(
                 Target.check(
@@ -433,57 +480,75 @@ def targets(figures: dict[str, Any]) -> list[Target]:
                     f"per-chunk CPU {mode}{how}, ChatLunar/floor", _get(lunar, "vs_floor"), 3.0, "x"
                 )
             )
-    concurrent = _find(figures["concurrent"]["rows"], "lunar")
-    found.append(
-        Target.check(
-            "concurrent astream CPU, ChatLunar/ChatOpenAI", _get(concurrent, "vs_openai"), 0.15, "x"
+    if "concurrent" in figures:
+        concurrent = _find(figures["concurrent"]["rows"], "lunar")
+        found.append(
+            Target.check(
+                "concurrent astream CPU, ChatLunar/ChatOpenAI",
+                _get(concurrent, "vs_openai"),
+                0.15,
+                "x",
+            )
         )
-    )
-    found.append(
-        Target.check(
-            "concurrent astream CPU, ChatLunar/lunar-sdk ChatLunar",
-            _get(concurrent, "vs_vendor"),
-            0.5,
-            "x",
+        found.append(
+            Target.check(
+                "concurrent astream CPU, ChatLunar/lunar-sdk ChatLunar",
+                _get(concurrent, "vs_vendor"),
+                0.5,
+                "x",
+            )
         )
-    )
-    for mode in MODES:
+    for mode in MODES if "ttft" in figures else ():
         ttft = _find(figures["ttft"]["rows"], "lunar", mode)
         found.append(
             Target.check(f"TTFT added over floor, {mode}", _get(ttft, "added_ms"), 0.25, "ms")
         )
-    aggregation = figures["aggregation"]
-    largest = f"{aggregation['sizes'][-1]:,} chunks"
-    found.append(
-        Target.check(
-            "aggregation log-log slope, ChatLunar", aggregation["slopes"].get("lunar"), 1.1, ""
+    if "aggregation" in figures:
+        aggregation = figures["aggregation"]
+        largest = f"{aggregation['sizes'][-1]:,} chunks"
+        found.append(
+            Target.check(
+                "aggregation log-log slope, ChatLunar", aggregation["slopes"].get("lunar"), 1.1, ""
+            )
         )
-    )
-    found.append(
-        Target.check(
-            f"aggregation CPU at {largest}, ChatLunar/ChatOpenAI",
-            aggregation["lunar_vs_openai_largest"],
-            0.2,
-            "x",
+        found.append(
+            Target.check(
+                f"aggregation CPU at {largest}, ChatLunar/ChatOpenAI",
+                aggregation["lunar_vs_openai_largest"],
+                0.2,
+                "x",
+            )
         )
-    )
-    found.append(
-        Target.check(
-            f"aggregation peak memory at {largest}, ChatLunar/floor",
-            aggregation["memory_lunar_vs_floor_largest"],
-            1.25,
-            "x",
+        found.append(
+            Target.check(
+                f"aggregation peak memory at {largest}, ChatLunar/floor",
+                aggregation["memory_lunar_vs_floor_largest"],
+                1.25,
+                "x",
+            )
         )
-    )
-    found.append(
-        Target.check(
-            "cold import, ChatLunar over BaseChatModel",
-            figures["import"]["lunar_over_base_chat_model_ms"],
-            40,
-            "ms",
+    if "import" in figures:
+        found.append(
+            Target.check(
+                "cold import, ChatLunar over BaseChatModel",
+                figures["import"]["lunar_over_base_chat_model_ms"],
+                40,
+                "ms",
+            )
         )
-    )
-    for mode in MODES:
+    # Issue 21: the v3 protocol stream, against ChatOpenAI's own.
+    for mode in MODES if "events" in figures else ():
+        events = _find(figures["events"]["rows"], "lunar", mode)
+        found.append(
+            Target.check(
+                f'stream_events(version="v3") CPU per chunk {mode}, ChatLunar/ChatOpenAI',
+                _get(events, "vs_openai"),
+                0.10,
+                "x",
+            )
+        )
+    per_chunk = figures["per_chunk"]["rows"] if "per_chunk" in figures else []
+    for mode in MODES if per_chunk else ():
         plain = _find(per_chunk, "lunar", mode)
         resilient = _find(per_chunk, "lunar_resilient", mode)
         found.append(
@@ -532,6 +597,7 @@ def metadata_of_run(
         "started_utc": started,
         "size": args.size,
         "rounds": args.rounds,
+        "figures": args.figures,
         "workload": asdict(SIZES[args.size]),
         "clients": clients,
         "skipped": skipped,
@@ -555,61 +621,88 @@ def metadata_of_run(
 
 def _print_tables(figures: dict[str, Any], size: Size, rounds: int) -> None:
     added = Column("added_ms", "added over floor (ms)")
-    tables = [
-        format_table(
-            f"a. Client CPU per chunk, one {size.per_chunk:,}-chunk stream ({rounds} rounds)",
-            "us/chunk",
-            figures["per_chunk"]["rows"],
-            [Column("added_us", "added over floor (us)")],
-        ),
-        format_table(
-            f"b. Client CPU per chunk, {size.concurrent_streams} concurrent astream calls of "
-            f"{size.concurrent_chunks:,} chunks ({rounds} rounds)",
-            "us/chunk",
-            figures["concurrent"]["rows"],
-            [Column("errors", "errors"), Column("exact", "texts exact")],
-        ),
-        format_table(
-            f"c. Time to first token: median of {size.ttft_repeats} requests per round "
-            f"({rounds} rounds; server pauses {size.ttft_pause_ms} ms after the first chunk)",
-            "ms",
-            figures["ttft"]["rows"],
-            [added],
-        ),
-        format_table(
+    tables = []
+    if "per_chunk" in figures:
+        tables.append(
+            format_table(
+                f"a. Client CPU per chunk, one {size.per_chunk:,}-chunk stream ({rounds} rounds)",
+                "us/chunk",
+                figures["per_chunk"]["rows"],
+                [Column("added_us", "added over floor (us)")],
+            )
+        )
+    if "concurrent" in figures:
+        tables.append(
+            format_table(
+                f"b. Client CPU per chunk, {size.concurrent_streams} concurrent astream calls of "
+                f"{size.concurrent_chunks:,} chunks ({rounds} rounds)",
+                "us/chunk",
+                figures["concurrent"]["rows"],
+                [Column("errors", "errors"), Column("exact", "texts exact")],
+            )
+        )
+    if "ttft" in figures:
+        tables.append(
+            format_table(
+                f"c. Time to first token: median of {size.ttft_repeats} requests per round "
+                f"({rounds} rounds; server pauses {size.ttft_pause_ms} ms after the first chunk)",
+                "ms",
+                figures["ttft"]["rows"],
+                [added],
+            )
+        )
+    if "aggregation" in figures:
+        aggregation = figures["aggregation"]
+        table = format_table(
             f"d. Aggregation, invoke(..., stream=True): client CPU ({rounds} rounds) and "
             "peak traced memory",
             "s",
-            figures["aggregation"]["rows"],
+            aggregation["rows"],
             [Column("peak_mb", "peak MB")],
-        ),
-        format_table(
-            f"e. Cold import in a fresh interpreter ({size.import_samples} samples)",
-            "ms",
-            figures["import"]["rows"],
-            [
-                Column("added_ms", "over langchain_core (ms)"),
-                Column("added_over_chat_ms", "over BaseChatModel (ms)"),
-            ],
-        ),
-    ]
-    paced = figures["paced"]
-    tables.append(
-        format_table(
-            f"f. Client CPU per chunk, one {paced['chunks']:,}-chunk stream whose events arrive "
-            f"one at a time, {paced['every_ms']} ms apart ({rounds} rounds)",
-            "us/chunk",
-            paced["rows"],
-            [Column("added_us", "added over floor (us)")],
         )
-    )
-    slopes = ", ".join(
-        f"{LABELS[f]} {s:.2f}" if s is not None else f"{LABELS[f]} n/a"
-        for f, s in figures["aggregation"]["slopes"].items()
-    )
-    tables[3] += f"\nlog-log slope of CPU against chunks: {slopes}"
-    for family, reason in figures["aggregation"]["left_out"].items():
-        tables[3] += f"\n{LABELS[family]} left out: {reason}"
+        slopes = ", ".join(
+            f"{LABELS[f]} {s:.2f}" if s is not None else f"{LABELS[f]} n/a"
+            for f, s in aggregation["slopes"].items()
+        )
+        table += f"\nlog-log slope of CPU against chunks: {slopes}"
+        for family, reason in aggregation["left_out"].items():
+            table += f"\n{LABELS[family]} left out: {reason}"
+        tables.append(table)
+    if "import" in figures:
+        tables.append(
+            format_table(
+                f"e. Cold import in a fresh interpreter ({size.import_samples} samples)",
+                "ms",
+                figures["import"]["rows"],
+                [
+                    Column("added_ms", "over langchain_core (ms)"),
+                    Column("added_over_chat_ms", "over BaseChatModel (ms)"),
+                ],
+            )
+        )
+    if "paced" in figures:
+        paced = figures["paced"]
+        tables.append(
+            format_table(
+                f"f. Client CPU per chunk, one {paced['chunks']:,}-chunk stream whose events "
+                f"arrive one at a time, {paced['every_ms']} ms apart ({rounds} rounds)",
+                "us/chunk",
+                paced["rows"],
+                [Column("added_us", "added over floor (us)")],
+            )
+        )
+    if "events" in figures:
+        events = figures["events"]
+        table = format_table(
+            f'g. Client CPU per chunk of stream_events(version="v3"), its .text deltas read, '
+            f"one {events['chunks']:,}-chunk stream ({rounds} rounds)",
+            "us/chunk",
+            events["rows"],
+            [Column("vs_stream", "vs its stream() in a.", "x")],
+        )
+        for family, reason in events["left_out"].items():
+            table += f"\n{LABELS[family]} left out: {reason}"
+        tables.append(table)
     print("\n\n".join(tables))
 
 
@@ -617,6 +710,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="full")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per figure")
+    parser.add_argument(
+        "--figures",
+        default=",".join(FIGURES),
+        help="the figures to run, a comma list of letters or names (default: all): "
+        + ", ".join(f"{letter} {name}" for letter, name in sorted(FIGURES.items())),
+    )
     parser.add_argument("--plot", metavar="PNG", help="write the two-panel plot here")
     parser.add_argument("--json", metavar="PATH", help="write every number here")
     parser.add_argument(
@@ -632,6 +731,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
+    names = {*FIGURES.values()}
+    asked = [FIGURES.get(f.strip(), f.strip()) for f in args.figures.split(",") if f.strip()]
+    unknown = [f for f in asked if f not in names]
+    if unknown or not asked:
+        choices = ", ".join(f"{letter} {name}" for letter, name in sorted(FIGURES.items()))
+        parser.error(f"--figures: unknown {unknown or 'none given'}; choose from {choices}")
+    args.figures = [f for f in FIGURES.values() if f in asked]  # in the order they run
     return args
 
 
@@ -662,6 +768,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         size.paced_chunks,
     )
 
+    wanted = args.figures
     figures: dict[str, Any] = {}
     with BenchServer(stream_sizes) as server:
         _pin(server.pid, server_cpu)
@@ -672,15 +779,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             log("warming up")
             for family in workers:
                 # lunar-sdk's aggregate fails (figure_aggregation): its warm-up leaves it out.
-                command = {"streams": size.concurrent_streams, "aggregate": family != "vendor"}
+                command = {
+                    "streams": size.concurrent_streams,
+                    "aggregate": family != "vendor",
+                    "events": "events" in wanted and family in EVENTS_FAMILIES,
+                }
                 bench.ask("warm-up", family, {"op": "warmup", **command})
-            figures["per_chunk"] = figure_per_chunk(bench, size.per_chunk)
-            figures["concurrent"] = figure_concurrent(bench, size)
-            figures["ttft"] = figure_ttft(bench, size)
-            figures["aggregation"] = figure_aggregation(bench, size)
-            figures["paced"] = figure_per_chunk(bench, size.paced_chunks, size.paced_every_ms)
+            if "per_chunk" in wanted:
+                figures["per_chunk"] = figure_per_chunk(bench, size.per_chunk)
+            if "concurrent" in wanted:
+                figures["concurrent"] = figure_concurrent(bench, size)
+            if "ttft" in wanted:
+                figures["ttft"] = figure_ttft(bench, size)
+            if "aggregation" in wanted:
+                figures["aggregation"] = figure_aggregation(bench, size)
+            if "paced" in wanted:
+                figures["paced"] = figure_per_chunk(bench, size.paced_chunks, size.paced_every_ms)
+            if "events" in wanted:
+                figures["events"] = figure_events(bench, size.per_chunk, figures.get("per_chunk"))
             clients = list(workers)
-    figures["import"] = figure_imports(size.import_samples, "openai" in clients)
+    if "import" in wanted:
+        figures["import"] = figure_imports(size.import_samples, "openai" in clients)
 
     meta = metadata_of_run(args, started, clients, skipped)
     meta["duration_s"] = round(time.perf_counter() - began, 1)
@@ -710,11 +829,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     _print_tables(figures, size, args.rounds)
     print()
     print(format_summary(found, "Summary of targets (a snapshot: timings vary with the machine)"))
-    over_core = figures["import"]["lunar_over_core_ms"]
-    print(
-        f"  (for reference: ChatLunar's import minus that of `import "
-        f"langchain_core.language_models`, which does not load BaseChatModel: {over_core:.1f} ms)"
-    )
+    if "import" in figures:
+        over_core = figures["import"]["lunar_over_core_ms"]
+        print(
+            f"  (for reference: ChatLunar's import minus that of `import "
+            f"langchain_core.language_models`, which does not load BaseChatModel: "
+            f"{over_core:.1f} ms)"
+        )
     if bench.problems:
         print("\nPROBLEMS (wrong texts or errors):")
         print("\n".join(f"  {p}" for p in bench.problems))
@@ -724,7 +845,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
         print(f"JSON: {args.json}")
-    if args.plot:
+    if args.plot and not {"per_chunk", "aggregation"} <= set(figures):
+        print("Plot skipped: it draws figures a. and d., which did not run")
+    elif args.plot:
         try:
             from _report import plot
 
