@@ -8,7 +8,11 @@
 Each figure is ``ChatLunar.stream()`` or ``.astream()`` over ``EVENTS`` text events, read through
 httpx (a ``MockTransport`` handing out the body in 16 KiB pieces, so every run reads the same
 bytes in the same pieces), with the garbage collector on and every chunk kept as langchain-core's
-``stream()`` keeps them until the end, then merged, as ``stream()`` does. It counts the
+``stream()`` keeps them until the end, then merged, as ``stream()`` does; or
+``stream_events(version="v3")`` / ``astream_events(version="v3")`` over the same body, its text
+read through the stream's ``.text`` deltas (the whole v3 path: ChatLunar's protocol events, or
+langchain-core's compat bridge over its chunks where the hooks are absent, plus core's
+``ChatModelStream`` dispatch and replay buffer). It counts the
 instructions of that call with valgrind's callgrind, which is repeatable where wall clock is not
 on a shared VM, in a fresh interpreter with a fixed hash seed: the run of ``EVENTS`` events minus
 the run of none, divided by ``EVENTS``. So each figure includes the collections that the kept
@@ -42,7 +46,7 @@ TOLERANCE = 0.03
 
 # Run in the measured interpreter: argv is (mode, events).
 PROGRAM = r"""
-import asyncio, gc, json, sys
+import asyncio, gc, json, sys, warnings
 import httpx
 from langchain_lunar import ChatLunar
 
@@ -89,8 +93,20 @@ def run_sync(n):
 async def run_async(n):
     return "".join([chunk.content async for chunk in llm.astream("Count.", model=f"guard-{n}")])
 
+def events_sync(n):
+    return "".join(llm.stream_events("Count.", version="v3", model=f"guard-{n}").text)
+
+async def events_async(n):
+    stream = await llm.astream_events("Count.", version="v3", model=f"guard-{n}")
+    return "".join([delta async for delta in stream.text])
+
+# v3 is beta in langchain-core, which warns at every call (once per call: not per event).
+warnings.filterwarnings("ignore", message=r"The method `BaseChatModel\._a?chat_model_stream_v3")
+CALLS = {"stream": run_sync, "astream": lambda n: asyncio.run(run_async(n)),
+         "stream_events": events_sync, "astream_events": lambda n: asyncio.run(events_async(n))}
+
 def call(n):
-    return run_sync(n) if mode == "stream" else asyncio.run(run_async(n))
+    return CALLS[mode](n)
 
 assert call(200) == "".join("t%d " % i for i in range(200))  # warm: caches, lazy imports
 gc.collect()
@@ -171,7 +187,8 @@ def pinned_differences(python: str) -> list[str]:
 
 
 def per_event(args: argparse.Namespace, mode: str) -> float:
-    """Instructions per text event of ``mode`` (``stream`` or ``astream``)."""
+    """Instructions per text event of ``mode`` (``stream``, ``astream``, ``stream_events`` or
+    ``astream_events``)."""
     full = measure(args.python, mode, args.events, args.tree)
     return (full - measure(args.python, mode, 0, args.tree)) / args.events
 
@@ -216,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         change = figure / budget - 1
         verdict = "ok" if abs(change) <= TOLERANCE else ("OVER" if change > 0 else "UNDER")
         print(
-            f"{mode:8s} {figure:10,.0f} instructions per event; budget {budget:,} "
+            f"{mode:14s} {figure:10,.0f} instructions per event; budget {budget:,} "
             f"({change:+.1%}, tolerance ±{TOLERANCE:.0%}): {verdict}",
             flush=True,
         )
