@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 RUN = Path(__file__).resolve().parent.parent / "benchmarks" / "run.py"
-FIGURES = {"per_chunk", "concurrent", "ttft", "aggregation", "import", "paced"}
+FIGURES = {"per_chunk", "concurrent", "ttft", "aggregation", "import", "paced", "events"}
 HAVE_OPENAI = importlib.util.find_spec("langchain_openai") is not None
 HAVE_VENDOR = importlib.util.find_spec("lunar") is not None  # lunar-sdk
 
@@ -37,22 +37,33 @@ def run_tiny(tmp_path: Path, *extra: str) -> tuple[str, dict[str, Any]]:
     return done.stdout, json.loads(out.read_text())
 
 
-def assert_every_text_exact(results: dict[str, Any]) -> None:
-    assert set(results["figures"]) == FIGURES
+def assert_every_text_exact(results: dict[str, Any], figures: set[str] = FIGURES) -> None:
+    assert set(results["figures"]) == figures
     assert results["checks"] == {"exact": True, "problems": []}
     for name, figure in results["figures"].items():
         assert figure["rows"], name
         for row in figure["rows"]:
             assert row["exact"] is True, (name, row["label"])
             assert row["errors"] == 0, (name, row["label"])
-    for row in results["figures"]["concurrent"]["rows"]:
+    for row in results["figures"].get("concurrent", {}).get("rows", []):
         assert row["exact_streams"] == row["streams"] > 0
+
+
+def assert_the_v3_figure_has_the_langchain_families(results: dict[str, Any]) -> None:
+    events = results["figures"]["events"]
+    clients = {row["client"] for row in events["rows"]}
+    expected = {"lunar", "lunar_resilient"} | ({"openai"} if HAVE_OPENAI else set())
+    assert clients == expected
+    assert {row["mode"] for row in events["rows"]} == {"sync", "async"}
+    assert "floor" in events["left_out"]  # said under the table, with the reason
 
 
 def test_tiny_suite_runs_and_every_text_is_exact(tmp_path: Path) -> None:
     stdout, results = run_tiny(tmp_path)
 
     assert_every_text_exact(results)
+    assert_the_v3_figure_has_the_langchain_families(results)
+    assert "g. Client CPU per chunk of stream_events" in stdout
     clients = set(results["meta"]["clients"])
     assert {"floor", "lunar", "lunar_resilient"} <= clients
     assert {t["status"] for t in results["targets"]} <= {"MET", "NOT MET", "SKIPPED"}
@@ -78,6 +89,26 @@ def test_tiny_suite_runs_without_chatopenai_and_lunar_sdk(tmp_path: Path) -> Non
     assert "lunar-sdk ChatLunar skipped" in stdout
     assert not {"openai", "vendor"} & set(results["meta"]["clients"])
     assert_every_text_exact(results)
+
+
+def test_figures_selects_the_v3_figure_alone(tmp_path: Path) -> None:
+    stdout, results = run_tiny(tmp_path, "--figures", "g", "--skip-vendor")
+
+    assert_every_text_exact(results, {"events"})
+    assert_the_v3_figure_has_the_langchain_families(results)
+    assert results["meta"]["figures"] == ["events"]
+    names = {t["name"] for t in results["targets"]}
+    assert all("v3" in name for name in names), names  # the targets of that figure only
+    assert len(names) == 2
+    assert "a. Client CPU per chunk," not in stdout
+
+
+def test_figures_refuses_an_unknown_figure() -> None:
+    done = subprocess.run(
+        [sys.executable, str(RUN), "--figures", "a,z"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert "--figures: unknown ['z']" in done.stderr
 
 
 def test_paced_streams_arrive_one_event_per_read() -> None:
