@@ -1,7 +1,7 @@
 """Client CPU benchmark of ChatLunar against ChatOpenAI, lunar-sdk's ChatLunar and a raw httpx
 floor.
 
-    python benchmarks/run.py [--size tiny|full] [--rounds N] [--figures a,g] [--plot PNG]
+    python benchmarks/run.py [--size tiny|full] [--rounds N] [--figures a,h] [--plot PNG]
                              [--json PATH]
 
 A server process streams pre-rendered OpenAI-format SSE bodies (``_server.py``); each client
@@ -49,17 +49,18 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 MODES = ("sync", "async")
 ALL_FAMILIES = ("floor", "lunar", "lunar_resilient", "openai", "vendor")
-# Every figure by its letter in the report and its key in the JSON, in the order they run.
+# Every figure by its letter in the report and its key in the JSON, in the order they run
+# (g. is benchmarks/fleet.py's, a script of its own).
 FIGURES = {
     "a": "per_chunk",
     "b": "concurrent",
     "c": "ttft",
     "d": "aggregation",
     "f": "paced",
-    "g": "events",
+    "h": "events",
     "e": "import",
 }
-# The families that figure g. measures: those with a LangChain `stream_events(version="v3")`
+# The families that figure h. measures: those with a LangChain `stream_events(version="v3")`
 # that the issue's target names.
 EVENTS_FAMILIES = ("lunar", "lunar_resilient", "openai")
 Case = tuple[str, dict[str, Any]]  # a client family and the command its worker runs
@@ -364,7 +365,7 @@ def figure_aggregation(bench: Bench, size: Size) -> dict[str, Any]:
 
 
 def figure_events(bench: Bench, chunks: int, per_chunk: dict[str, Any] | None) -> dict[str, Any]:
-    """g. Client CPU per chunk of ``stream_events(version="v3")``, sync and async, over one
+    """h. Client CPU per chunk of ``stream_events(version="v3")``, sync and async, over one
     long stream as in a., its text read as a UI reads it (the ``.text`` deltas); with each
     row's ratio to the same client's ``stream()``/``astream()`` in a. when a. ran."""
     families = [f for f in EVENTS_FAMILIES if f in bench.workers]
@@ -694,7 +695,7 @@ def _print_tables(figures: dict[str, Any], size: Size, rounds: int) -> None:
     if "events" in figures:
         events = figures["events"]
         table = format_table(
-            f'g. Client CPU per chunk of stream_events(version="v3"), its .text deltas read, '
+            f'h. Client CPU per chunk of stream_events(version="v3"), its .text deltas read, '
             f"one {events['chunks']:,}-chunk stream ({rounds} rounds)",
             "us/chunk",
             events["rows"],

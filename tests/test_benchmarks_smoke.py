@@ -63,7 +63,7 @@ def test_tiny_suite_runs_and_every_text_is_exact(tmp_path: Path) -> None:
 
     assert_every_text_exact(results)
     assert_the_v3_figure_has_the_langchain_families(results)
-    assert "g. Client CPU per chunk of stream_events" in stdout
+    assert "h. Client CPU per chunk of stream_events" in stdout
     clients = set(results["meta"]["clients"])
     assert {"floor", "lunar", "lunar_resilient"} <= clients
     assert {t["status"] for t in results["targets"]} <= {"MET", "NOT MET", "SKIPPED"}
@@ -92,7 +92,7 @@ def test_tiny_suite_runs_without_chatopenai_and_lunar_sdk(tmp_path: Path) -> Non
 
 
 def test_figures_selects_the_v3_figure_alone(tmp_path: Path) -> None:
-    stdout, results = run_tiny(tmp_path, "--figures", "g", "--skip-vendor")
+    stdout, results = run_tiny(tmp_path, "--figures", "h", "--skip-vendor")
 
     assert_every_text_exact(results, {"events"})
     assert_the_v3_figure_has_the_langchain_families(results)
