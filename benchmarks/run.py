@@ -387,7 +387,8 @@ def figure_events(bench: Bench, chunks: int, per_chunk: dict[str, Any] | None) -
         for family in families
     ]
     rows = []
-    for (family, command), answers in zip(cases, bench.interleave("events", cases), strict=True):
+    answers_of = bench.interleave("events", cases) if cases else []
+    for (family, command), answers in zip(cases, answers_of, strict=True):
         samples = [a["cpu_s"] / chunks * 1e6 for a in _ok(answers)]
         rows.append(_row(family, command["mode"], samples, answers))
     add_ratios(rows)
