@@ -111,20 +111,15 @@ def test_the_run_streams_in_the_order_it_happens(
     way: str, streamed: tuple[list[tuple[str, Any]], dict[str, Any]]
 ) -> None:
     events, _ = streamed
-    kinds = [kind for index, (kind, _) in enumerate(events) if events[index - 1][0] != kind]
-    if way == "sync":  # interleave: one sequence in arrival order
+    kinds = [
+        kind for index, (kind, _) in enumerate(events) if index == 0 or events[index - 1][0] != kind
+    ]
+    if way == "sync":  # interleave: one sequence in arrival order, the text in one run
         assert kinds == ["tool_call", "message", "tool_result", "text", "message"]
     else:  # two tasks, each in its own order
-        assert [k for k in kinds if k != "tool_result"] == [
-            "tool_call",
-            "message",
-            "text",
-            "message",
-        ]
-    first_text = next(index for index, (kind, _) in enumerate(events) if kind == "text")
-    assert [kind for kind, _ in events[first_text:]] == ["text"] * len(_tokens(ANSWER)) + [
-        "message"
-    ]
+        model_calls = [kind for kind in kinds if kind != "tool_result"]
+        assert model_calls == ["tool_call", "message", "text", "message"]
+        assert kinds.count("tool_result") == 1
 
 
 def test_each_model_call_ends_in_its_message(
