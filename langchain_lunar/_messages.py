@@ -44,6 +44,7 @@ def to_lunar_messages(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
         if isinstance(message.content, list):
             blocks: list[Any] = message.content
             if _is_assistant(message):
+                blocks = _without_v1_only_blocks(message, blocks, f"messages[{index}]")
                 audio_id, blocks = _answered_audio(blocks)
             wired = wire_content(blocks, f"messages[{index}]")
             message = message.model_copy(update={"content": wired})
@@ -129,6 +130,9 @@ class ReturnedReasoning(NamedTuple):
                 for name in REASONING_FIELDS
                 if message.additional_kwargs.get(name)
             }
+            if not fields and reasoning_of(message):
+                # A v1 message may carry its reasoning in blocks only.
+                fields = {"reasoning_content": reasoning_of(message)}
             if names and fields:
                 returned.append((index, names, fields))
         return cls(converted, tuple(returned))
@@ -172,6 +176,32 @@ def refusal_of(message: BaseMessage) -> str:
     ``""``."""
     refusal = message.additional_kwargs.get("refusal")
     return refusal if isinstance(refusal, str) else ""
+
+
+_CALL_BLOCKS = frozenset({"tool_call", "tool_call_chunk", "invalid_tool_call"})
+
+
+def _without_v1_only_blocks(message: BaseMessage, content: list[Any], where: str) -> list[Any]:
+    """``content`` without the blocks of a v1 assistant message (``output_version="v1"``, or
+    the message of a ``stream_events(version="v3")`` run) that no server takes as content:
+    tool calls, which go in ``tool_calls``, and reasoning, which ``ReturnedReasoning`` sends
+    back. Raises ``ValueError`` for a call block the message's ``tool_calls`` lack."""
+    calls = (
+        [*message.tool_calls, *message.invalid_tool_calls] if isinstance(message, AIMessage) else []
+    )
+    call_ids = {call["id"] for call in calls}
+    kept = []
+    for index, block in enumerate(content):
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind in _CALL_BLOCKS and block.get("id") not in call_ids:
+            raise ValueError(
+                f"{where}.content[{index}] is a {kind} block with id {block.get('id')!r}, which "
+                "the message's tool_calls and invalid_tool_calls lack; Lunar takes tool calls "
+                "from those. Add the call there."
+            )
+        if kind not in _CALL_BLOCKS and kind != "reasoning":
+            kept.append(block)
+    return kept
 
 
 def _answered_audio(content: list[Any]) -> tuple[str | None, list[Any]]:

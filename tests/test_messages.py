@@ -81,6 +81,43 @@ def test_text_only_parts_become_a_string() -> None:
     assert to_lunar_messages([message]) == [{"role": "user", "content": "a\nb"}]
 
 
+def test_v1_assistant_message_goes_back_with_its_calls_in_tool_calls() -> None:
+    # The message of a stream_events(version="v3") run (or of output_version="v1"): its
+    # content holds reasoning and tool_call blocks, which no server takes as content.
+    call = {"name": "add", "args": {"a": 1}, "id": "call_1", "type": "tool_call"}
+    bad_call = {"name": "add", "args": "{", "id": "call_2", "error": None}
+    message = AIMessage(
+        [
+            {"type": "reasoning", "reasoning": "Add them."},
+            {"type": "text", "text": "Adding.", "index": 1},
+            {**call, "index": 2},
+            {"type": "invalid_tool_call", **bad_call, "index": 3},
+        ],
+        tool_calls=[call],
+        invalid_tool_calls=[{"type": "invalid_tool_call", **bad_call}],  # type: ignore[list-item]
+    )
+    assert to_lunar_messages([message]) == [
+        {
+            "role": "assistant",
+            "content": "Adding.",
+            "tool_calls": [
+                {
+                    "type": "function",
+                    "id": "call_1",
+                    "function": {"name": "add", "arguments": '{"a": 1}'},
+                },
+                {"type": "function", "id": "call_2", "function": {"name": "add", "arguments": "{"}},
+            ],
+        }
+    ]
+
+
+def test_a_call_block_missing_from_tool_calls_is_refused() -> None:
+    block = {"type": "tool_call", "name": "add", "args": {"a": 1}, "id": "call_1"}
+    with pytest.raises(ValueError, match=r"messages\[0\]\.content\[0\] is a tool_call block"):
+        to_lunar_messages([AIMessage([block])])
+
+
 def test_chat_message_with_a_known_role() -> None:
     assert to_lunar_messages([ChatMessage(role="user", content="x")]) == [
         {"role": "user", "content": "x"}

@@ -101,3 +101,20 @@ def test_a_message_without_the_requested_model_is_matched_by_its_served_name() -
         recorder = Recorder(sse({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
         list(mock_model(recorder, model=asked).stream(turn))
         assert ("reasoning_content" in recorder.last_json["messages"][1]) is returned
+
+
+def test_reasoning_only_in_v1_blocks_goes_back_too() -> None:
+    # A v1 message (output_version="v1", a stream_events(version="v3") run) may hold its
+    # reasoning in a block and not in additional_kwargs.
+    call = {"name": "f", "args": {}, "id": "call_1", "type": "tool_call"}
+    ai = AIMessage(
+        content=[{"type": "reasoning", "reasoning": REASONING}, call],
+        tool_calls=[call],
+        response_metadata={"model_requested": "deepseek-reasoner"},
+    )
+    recorder = Recorder(sse({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
+    turn = [HumanMessage("go"), ai, ToolMessage("42", tool_call_id="call_1")]
+    list(mock_model(recorder, model="deepseek-reasoner").stream(turn))
+    assistant = recorder.last_json["messages"][1]
+    assert assistant["reasoning_content"] == REASONING
+    assert assistant["content"] == ""
