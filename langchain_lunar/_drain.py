@@ -23,18 +23,19 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from time import monotonic
+from typing import Any
 
 import httpx
 
 from langchain_lunar._chunk_timeout import watch_async, watch_sync
-from langchain_lunar._streaming import StreamAssembler
+from langchain_lunar._streaming import BaseAssembler
 
 DRAIN_SECONDS = 0.25
 DRAIN_BYTES = 64 * 1024
 
 
 def drain_sync(
-    reads: Iterator[bytes], response: httpx.Response, assembler: StreamAssembler
+    reads: Iterator[bytes], response: httpx.Response, assembler: BaseAssembler[Any]
 ) -> None:
     """Read the rest of ``response`` after ``[DONE]``, within the bounds of the module doc.
 
@@ -57,7 +58,7 @@ def drain_sync(
 
 
 async def drain_async(
-    reads: AsyncIterator[bytes], response: httpx.Response, assembler: StreamAssembler
+    reads: AsyncIterator[bytes], response: httpx.Response, assembler: BaseAssembler[Any]
 ) -> None:
     """Async twin of ``drain_sync``."""
     guard = watch_async(response, DRAIN_SECONDS)

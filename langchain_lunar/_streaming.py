@@ -1,6 +1,8 @@
 """The state of one completion stream: SSE events in, ``ChatGenerationChunk`` objects out.
 
-It does no I/O, so the sync and async transports share it. Each event is handled once, on
+``BaseAssembler`` checks and keeps what a stream says; ``StreamAssembler`` emits it as chunks,
+``_events.EventAssembler`` as langchain-core's protocol events. It does no I/O, so the sync and
+async transports share it. Each event is handled once, on
 the per-token path, so the work there is kept to a few dict lookups and one message object.
 
 What it guarantees:
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, Generic, TypeAlias, TypeVar
 
 from langchain_core.messages import AIMessageChunk
 from langchain_core.messages.tool import ToolCallChunk, tool_call_chunk
@@ -59,14 +61,21 @@ logger = logging.getLogger("langchain_lunar")
 _only_known_chunk_fields = CHUNK_FIELDS.issuperset
 _only_known_choice_fields = STREAMED_CHOICE_FIELDS.issuperset
 
+ItemT = TypeVar("ItemT")
+"""What an assembler emits: a chunk, or a protocol event."""
+_Emitted: TypeAlias = ItemT | tuple[ItemT, ...] | None
 
-class StreamAssembler:
-    """Builds the chunks of one streamed answer from its Server-Sent Events."""
+
+class BaseAssembler(Generic[ItemT]):
+    """Checks and keeps the Server-Sent Events of one streamed answer; a subclass says what
+    they become: ``_emit_text`` for a delta of text alone (the per-token path),
+    ``_emit_chunks`` for the chunks of any other delta, ``_emit_final`` for the final chunk."""
 
     __slots__ = (
         "_audio_format",
         "_decoder",
         "_delivered",
+        "_emit_text",
         "_failed_attempts",
         "_fingerprint",
         "_id",
@@ -126,6 +135,24 @@ class StreamAssembler:
         self.data_events = 0  # decoded so far; comments are none (transports time stalls by it)
         self.done = False
         self.finish_reason: str | None = None
+        self._emit_text = self._text_emitter()
+
+    # The item of a delta of text alone: ``(content, completion id) -> item``. An attribute,
+    # not a method, so that a subclass can swap it once (see _events) instead of testing
+    # something on every token.
+    _emit_text: Callable[[str, str | None], ItemT]
+
+    def _text_emitter(self) -> Callable[[str, str | None], ItemT]:
+        """The first ``_emit_text``."""
+        raise NotImplementedError
+
+    def _emit_chunks(self, chunks: list[ChatGenerationChunk]) -> _Emitted[ItemT]:
+        """The item (or items, in order) of the chunks of one delta with more than text."""
+        raise NotImplementedError
+
+    def _emit_final(self, chunk: ChatGenerationChunk) -> ItemT:
+        """The item of the final chunk."""
+        raise NotImplementedError
 
     @property
     def model(self) -> str:
@@ -137,20 +164,18 @@ class StreamAssembler:
         """The text emitted so far."""
         return "".join(self._texts)
 
-    def feed(self, data: bytes) -> Iterable[ChatGenerationChunk]:
-        """Take the next bytes of the body; return the chunks they completed, in order.
+    def feed(self, data: bytes) -> Iterable[ItemT]:
+        """Take the next bytes of the body; return the items they completed, in order.
 
-        When an event of these bytes fails, the chunks before it come first and the error is
-        raised after them, so the caller has those chunks, and only those, when it arrives.
+        When an event of these bytes fails, the items before it come first and the error is
+        raised after them, so the caller has those items, and only those, when it arrives.
         """
         events = self._decoder.feed(data)
         self.data_events += len(events)
         return self._chunks_of(events)
 
-    def close(
-        self, no_events: Callable[[], LunarError] | None = None
-    ) -> Iterable[ChatGenerationChunk]:
-        """The body has ended: the chunks still pending, then the final chunk.
+    def close(self, no_events: Callable[[], LunarError] | None = None) -> Iterable[ItemT]:
+        """The body has ended: the items still pending, then the final one.
 
         ``no_events`` builds the error for a body that held no data event at all (say what
         came instead); without it, that body is an incomplete stream like any other.
@@ -168,9 +193,9 @@ class StreamAssembler:
             return _then_raise(chunks, error)
         return chunks
 
-    def _chunks_of(self, events: list[Event]) -> Iterable[ChatGenerationChunk]:
+    def _chunks_of(self, events: list[Event]) -> Iterable[ItemT]:
         # Built eagerly into a list: a generator resumed per chunk costs more than the list.
-        chunks: list[ChatGenerationChunk] = []
+        chunks: list[ItemT] = []
         try:
             for data, name in events:
                 emitted = self.on_event(data, name)
@@ -184,8 +209,8 @@ class StreamAssembler:
             return _then_raise(chunks, error)
         return chunks
 
-    def on_event(self, data: bytes, name: str | None = None) -> _Emitted:
-        """Handle one event (its data and ``event:`` name); return the chunk (or chunks, in
+    def on_event(self, data: bytes, name: str | None = None) -> _Emitted[ItemT]:
+        """Handle one event (its data and ``event:`` name); return the item (or items, in
         order) to emit, if any."""
         if self.done:
             if not self._warned_after_done:
@@ -214,7 +239,7 @@ class StreamAssembler:
         # Raised outside the handler: fail() sets the cause chain that users see.
         raise self.fail(self._malformed(wrong, data))
 
-    def _on_chunk(self, payload: dict[str, Any]) -> _Emitted:
+    def _on_chunk(self, payload: dict[str, Any]) -> _Emitted[ItemT]:
         """One ``chat.completion.chunk``; raises ``ShapeError`` for a field of the wrong type.
 
         Every field is checked before anything of the event is kept or emitted, so an event
@@ -295,7 +320,7 @@ class StreamAssembler:
             return None  # an empty delta: nothing to deliver
         self._texts.append(content)
         self._delivered = True
-        return text_chunk(content, self._id)  # no validation: see _fast_chunks
+        return self._emit_text(content, self._id)
 
     def _describe(
         self, completion_id: str | None, model: str | None, fingerprint: str | None
@@ -327,7 +352,7 @@ class StreamAssembler:
         if found:
             self._other_fields.append({where: found})
 
-    def _rich_chunks(self, rich: _RichDelta) -> _Emitted:
+    def _rich_chunks(self, rich: _RichDelta) -> _Emitted[ItemT]:
         """The chunks of a delta with more than text: its reasoning first, then the rest."""
         fields = rich.fields
         content = rich.content
@@ -361,7 +386,7 @@ class StreamAssembler:
         if not chunks:
             return None
         self._delivered = True
-        return chunks[0] if len(chunks) == 1 else tuple(chunks)
+        return self._emit_chunks(chunks)
 
     def _media_chunk(
         self, images: list[dict[str, Any]], audio: dict[str, Any] | None
@@ -383,8 +408,8 @@ class StreamAssembler:
         message = AIMessageChunk(content=blocks, id=self._id, additional_kwargs=kwargs)
         return ChatGenerationChunk(message=message)
 
-    def finish(self) -> ChatGenerationChunk:
-        """The final chunk, once the body has ended; raises if the answer is incomplete."""
+    def finish(self) -> ItemT:
+        """The final item, once the body has ended; raises if the answer is incomplete."""
         if not self.done and self.finish_reason is None:
             raise self.fail(
                 APIConnectionError(
@@ -412,7 +437,9 @@ class StreamAssembler:
             chunk_position="last",
         )
         generation_info = {"finish_reason": self.finish_reason} if self.finish_reason else None
-        return ChatGenerationChunk(message=message, generation_info=generation_info)
+        return self._emit_final(
+            ChatGenerationChunk(message=message, generation_info=generation_info)
+        )
 
     def fail(self, error: LunarError) -> LunarError:
         """The error to raise for ``error``: itself, or a ``StreamInterruptedError`` wrapping it
@@ -444,7 +471,19 @@ class StreamAssembler:
         )
 
 
-_Emitted = ChatGenerationChunk | tuple[ChatGenerationChunk, ...] | None
+class StreamAssembler(BaseAssembler[ChatGenerationChunk]):
+    """Builds the chunks of one streamed answer from its Server-Sent Events."""
+
+    __slots__ = ()
+
+    def _text_emitter(self) -> Callable[[str, str | None], ChatGenerationChunk]:
+        return text_chunk  # no validation: see _fast_chunks
+
+    def _emit_chunks(self, chunks: list[ChatGenerationChunk]) -> _Emitted[ChatGenerationChunk]:
+        return chunks[0] if len(chunks) == 1 else tuple(chunks)
+
+    def _emit_final(self, chunk: ChatGenerationChunk) -> ChatGenerationChunk:
+        return chunk
 
 
 class _RichDelta:
@@ -495,9 +534,7 @@ def _check_description(completion_id: Any, model: Any, fingerprint: Any) -> None
         raise ShapeError(f"a system_fingerprint that is not a string ({fingerprint!r})")
 
 
-def _then_raise(
-    chunks: list[ChatGenerationChunk], error: LunarError
-) -> Iterator[ChatGenerationChunk]:
+def _then_raise(chunks: list[ItemT], error: LunarError) -> Iterator[ItemT]:
     yield from chunks
     raise error
 

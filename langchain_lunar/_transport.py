@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Generator
+from collections.abc import AsyncGenerator, Callable, Generator
 from time import monotonic
-from typing import Any, NamedTuple, NoReturn
+from typing import Any, NamedTuple, NoReturn, TypeVar
 
 import httpx
-from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_core.outputs import ChatResult
 
 from langchain_lunar._body_reads import (
     Body,
@@ -41,7 +41,7 @@ from langchain_lunar._messages import ReturnedReasoning
 from langchain_lunar._responses import ShapeError, completion_to_result
 from langchain_lunar._secrets import Secrets, quote, redact
 from langchain_lunar._sse import MAX_EVENT_BYTES
-from langchain_lunar._streaming import StreamAssembler
+from langchain_lunar._streaming import BaseAssembler, StreamAssembler
 from langchain_lunar._wrong_answers import (
     empty_answer_error,
     is_page,
@@ -52,6 +52,8 @@ from langchain_lunar._wrong_answers import (
     redirect_error,
     too_large_error,
 )
+
+ItemT = TypeVar("ItemT")
 
 
 class CompletionRequest(NamedTuple):
@@ -88,10 +90,27 @@ class CompletionRequest(NamedTuple):
         return self._replace(body=body, model=model, failed_attempts=failed_attempts)
 
 
+Assembly = Callable[[CompletionRequest], BaseAssembler[ItemT]]
+"""Makes the assembler of one streaming request's answer, which says what its items are."""
+
+
+def chunk_assembler(request: CompletionRequest) -> StreamAssembler:
+    """The assembler of ``ChatGenerationChunk`` items, for ``_stream``."""
+    return StreamAssembler(
+        request.model,
+        secrets=request.secrets,
+        failed_attempts=request.failed_attempts,
+        audio_format=requested_audio_format(request.body),
+        max_event_bytes=request.max_event_bytes,
+    )
+
+
 def stream_completion(
-    client: httpx.Client, request: CompletionRequest
-) -> Generator[ChatGenerationChunk, None, None]:
-    """Send a streaming request and yield its chunks; the last one has chunk_position="last".
+    client: httpx.Client, request: CompletionRequest, assembly: Assembly[ItemT]
+) -> Generator[ItemT, None, None]:
+    """Send a streaming request and yield the items of its answer, as ``assembly``'s
+    assembler makes them (with ``chunk_assembler``, chunks: the last has
+    chunk_position="last").
 
     Leaving the loop early (break, ``close()``) closes the response at once. No first data
     event within ``request.first_chunk_timeout`` of the request, or a stall of
@@ -99,13 +118,7 @@ def stream_completion(
     ``data: [DONE]`` ends the stream at once: the last chunk comes, then what follows is read
     only briefly (see ``_drain``). Redirects are never followed (see ``_wrong_answers``).
     """
-    assembler = StreamAssembler(
-        request.model,
-        secrets=request.secrets,
-        failed_attempts=request.failed_attempts,
-        audio_format=requested_audio_format(request.body),
-        max_event_bytes=request.max_event_bytes,
-    )
+    assembler = assembly(request)
     chunk_timeout = request.stream_chunk_timeout
     first_timeout = request.first_chunk_timeout
     timeout = stream_timeout(request.timeout, first_timeout)
@@ -133,8 +146,8 @@ def stream_completion(
             reads = body_reads(response)
             if chunk_timeout is None and first_timeout is None:
                 for data in reads:
-                    for chunk in assembler.feed(data):
-                        yield chunk
+                    for item in assembler.feed(data):
+                        yield item
                     if assembler.done:
                         break
             else:
@@ -144,12 +157,12 @@ def stream_completion(
                 try:
                     seen = 0
                     for data in reads:
-                        chunks = assembler.feed(data)
+                        items = assembler.feed(data)
                         if assembler.data_events != seen:
                             seen = assembler.data_events
-                            guard.deadline = NEVER  # the caller's time with the chunks is no wait
-                            for chunk in chunks:
-                                yield chunk
+                            guard.deadline = NEVER  # the caller's time with the items is no wait
+                            for item in items:
+                                yield item
                             if assembler.done:
                                 break
                             guard.deadline = monotonic() + gap
@@ -179,21 +192,15 @@ def stream_completion(
         release_secrets(request.secrets)
     if stalled and not assembler.done:
         raise assembler.fail(_stall_error(assembler, request))
-    for chunk in assembler.close(lambda: no_events_error(response, request.secrets)):
-        yield chunk
+    for item in assembler.close(lambda: no_events_error(response, request.secrets)):
+        yield item
 
 
 async def astream_completion(
-    client: httpx.AsyncClient, request: CompletionRequest
-) -> AsyncGenerator[ChatGenerationChunk, None]:
+    client: httpx.AsyncClient, request: CompletionRequest, assembly: Assembly[ItemT]
+) -> AsyncGenerator[ItemT, None]:
     """Async twin of ``stream_completion``; cancelling the task closes the response at once."""
-    assembler = StreamAssembler(
-        request.model,
-        secrets=request.secrets,
-        failed_attempts=request.failed_attempts,
-        audio_format=requested_audio_format(request.body),
-        max_event_bytes=request.max_event_bytes,
-    )
+    assembler = assembly(request)
     chunk_timeout = request.stream_chunk_timeout
     first_timeout = request.first_chunk_timeout
     timeout = stream_timeout(request.timeout, first_timeout)
@@ -220,8 +227,8 @@ async def astream_completion(
             reads = abody_reads(response)
             if chunk_timeout is None and first_timeout is None:
                 async for data in reads:
-                    for chunk in assembler.feed(data):
-                        yield chunk
+                    for item in assembler.feed(data):
+                        yield item
                     if assembler.done:
                         break
             else:
@@ -231,12 +238,12 @@ async def astream_completion(
                 try:
                     seen = 0
                     async for data in reads:
-                        chunks = assembler.feed(data)
+                        items = assembler.feed(data)
                         if assembler.data_events != seen:
                             seen = assembler.data_events
-                            guard.deadline = NEVER  # the caller's time with the chunks is no wait
-                            for chunk in chunks:
-                                yield chunk
+                            guard.deadline = NEVER  # the caller's time with the items is no wait
+                            for item in items:
+                                yield item
                             if assembler.done:
                                 break
                             guard.deadline = monotonic() + gap
@@ -266,8 +273,8 @@ async def astream_completion(
         release_secrets(request.secrets)
     if stalled and not assembler.done:
         raise assembler.fail(_stall_error(assembler, request))
-    for chunk in assembler.close(lambda: no_events_error(response, request.secrets)):
-        yield chunk
+    for item in assembler.close(lambda: no_events_error(response, request.secrets)):
+        yield item
 
 
 def _is_stall(
@@ -288,7 +295,7 @@ def _is_stall(
     )
 
 
-def _stall_error(assembler: StreamAssembler, request: CompletionRequest) -> APITimeoutError:
+def _stall_error(assembler: BaseAssembler[Any], request: CompletionRequest) -> APITimeoutError:
     """The error for a stream that waited too long: for its first data event, or a next one."""
     if assembler.data_events == 0:
         return first_stall_error(assembler.model, request.first_chunk_timeout)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import (
     AsyncGenerator,
@@ -13,7 +14,7 @@ from collections.abc import (
     Iterator,
     Sequence,
 )
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -24,6 +25,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.utils import from_env, secret_from_env
+from langchain_core.utils.utils import LC_ID_PREFIX
 from pydantic import (
     AfterValidator,
     AliasChoices,
@@ -39,6 +41,9 @@ from pydantic import (
 from langchain_lunar import _refusal_blocks, _transport
 from langchain_lunar._clients import ClientPool, PoolKey
 from langchain_lunar._cooldowns import CooldownStore, default_cooldowns
+from langchain_lunar._events import ChunkEvents, EventAssembler
+from langchain_lunar._events import Item as EventItem
+from langchain_lunar._media_out import requested_audio_format
 from langchain_lunar._profiles import profile_for
 from langchain_lunar._responses import PROVIDER
 from langchain_lunar._retry import acall_with_retries, call_with_retries
@@ -59,6 +64,8 @@ if TYPE_CHECKING:
 
 DEFAULT_BASE_URL = "https://api.lunar-sys.com/v1"
 
+ItemT = TypeVar("ItemT")
+
 _refusal_blocks.register()
 
 
@@ -73,6 +80,29 @@ def _check_base_url(value: str) -> str:
 
 
 BaseURL = Annotated[str, AfterValidator(_check_base_url)]
+
+
+def _event_assembly(
+    run_manager: CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun | None,
+    *,
+    with_chunks: bool,
+) -> _transport.Assembly[EventItem]:
+    """The assembler of protocol events for one run: ``message-start`` carries the run's
+    message id, as langchain-core's compat bridge gives it."""
+    message_id = f"{LC_ID_PREFIX}-{run_manager.run_id}" if run_manager is not None else None
+
+    def assembly(request: _transport.CompletionRequest) -> EventAssembler:
+        return EventAssembler(
+            request.model,
+            message_id=message_id,
+            with_chunks=with_chunks,
+            secrets=request.secrets,
+            failed_attempts=request.failed_attempts,
+            audio_format=requested_audio_format(request.body),
+            max_event_bytes=request.max_event_bytes,
+        )
+
+    return assembly
 
 
 class ChatLunar(BaseChatModel):
@@ -322,29 +352,15 @@ class ChatLunar(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        call = resolve_call(self, messages, stop, kwargs, stream=True)
-        client = self._sync_client()
-        request = call.request
-
-        def open_stream(
-            model: str, failed: tuple[dict[str, Any], ...]
-        ) -> tuple[ChatGenerationChunk, Generator[ChatGenerationChunk, None, None]]:
-            # The first chunk is read inside the attempt: until it arrives, a failure is retried.
-            chunks = _transport.stream_completion(client, request.for_model(model, failed))
-            return next(chunks), chunks
-
-        first, rest = call_with_retries(
-            call,
-            open_stream,
-            sleep=self._sleep or time.sleep,
-        )
+        first, rest = self._open_stream(messages, stop, kwargs, _transport.chunk_assembler)
         try:
             if run_manager is None:
                 # `stream()` and `invoke()` fire on_llm_new_token themselves for every chunk.
                 yield first
                 yield from rest
                 return
-            # Only the event-protocol path passes a run manager, and it fires no token callbacks.
+            # Only the compat bridge of the event protocol (langchain-core 1.8 without
+            # `_stream_chat_model_events`) passes a run manager; it fires no token callbacks.
             run_manager.on_llm_new_token(first.text, chunk=first)
             yield first
             for chunk in rest:
@@ -361,22 +377,7 @@ class ChatLunar(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        call = resolve_call(self, messages, stop, kwargs, stream=True)
-        client = self._async_client()
-        request = call.request
-
-        async def open_stream(
-            model: str, failed: tuple[dict[str, Any], ...]
-        ) -> tuple[ChatGenerationChunk, AsyncGenerator[ChatGenerationChunk, None]]:
-            # The first chunk is read inside the attempt: until it arrives, a failure is retried.
-            chunks = _transport.astream_completion(client, request.for_model(model, failed))
-            return await chunks.__anext__(), chunks
-
-        first, rest = await acall_with_retries(
-            call,
-            open_stream,
-            sleep=self._asleep or asyncio.sleep,
-        )
+        first, rest = await self._aopen_stream(messages, stop, kwargs, _transport.chunk_assembler)
         try:
             if run_manager is None:
                 # `astream()` and `ainvoke()` fire on_llm_new_token themselves for every chunk.
@@ -384,7 +385,7 @@ class ChatLunar(BaseChatModel):
                 async for chunk in rest:
                     yield chunk
                 return
-            # Only the event-protocol path passes a run manager, and it fires no token callbacks.
+            # Only the compat bridge of the event protocol passes a run manager (see _stream).
             await run_manager.on_llm_new_token(first.text, chunk=first)
             yield first
             async for chunk in rest:
@@ -393,6 +394,116 @@ class ChatLunar(BaseChatModel):
         finally:
             # Close the HTTP response now, also when the caller stops before the end.
             await rest.aclose()
+
+    def _stream_chat_model_events(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[dict[str, Any]]:
+        """The answer as langchain-core's protocol events (langchain-core 1.8+ calls this for
+        ``stream_events(version="v3")``, LangGraph's v3 events, and ``invoke`` with a v2
+        streaming handler), made from the stream without a chunk per token; see ``_events``.
+
+        Retries, fallbacks, timeouts and errors are those of ``_stream``. Token callbacks
+        (``on_llm_new_token``) get the same chunks as with ``_stream``, once each.
+        """
+        tokens = run_manager if run_manager is not None and run_manager.handlers else None
+        assembly = _event_assembly(run_manager, with_chunks=tokens is not None)
+        first, rest = self._open_stream(messages, stop, kwargs, assembly)
+        try:
+            for item in itertools.chain((first,), rest):
+                if type(item) is dict:  # a text delta's event, when no callback needs a chunk
+                    yield item
+                    continue
+                assert isinstance(item, ChunkEvents)
+                if tokens is not None:
+                    tokens.on_llm_new_token(item.chunk.text, chunk=item.chunk)
+                if item.last:
+                    # langchain-core stops asking at `message-finish`: end the HTTP exchange
+                    # first (drained, its connection back in the pool), not when this
+                    # generator is collected, which may be inside the pool's lock.
+                    for _ in rest:
+                        pass
+                yield from item.events
+        finally:
+            rest.close()
+
+    async def _astream_chat_model_events(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Async twin of ``_stream_chat_model_events``."""
+        tokens = run_manager if run_manager is not None and run_manager.handlers else None
+        assembly = _event_assembly(run_manager, with_chunks=tokens is not None)
+        first, rest = await self._aopen_stream(messages, stop, kwargs, assembly)
+        try:
+            item = first
+            while True:
+                if type(item) is dict:  # a text delta's event, when no callback needs a chunk
+                    yield item
+                else:
+                    assert isinstance(item, ChunkEvents)
+                    if tokens is not None:
+                        await tokens.on_llm_new_token(item.chunk.text, chunk=item.chunk)
+                    if item.last:  # end the HTTP exchange first (see the sync twin)
+                        async for _ in rest:
+                            pass
+                    for event in item.events:
+                        yield event
+                try:
+                    item = await rest.__anext__()
+                except StopAsyncIteration:
+                    return
+        finally:
+            await rest.aclose()
+
+    def _open_stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        kwargs: dict[str, Any],
+        assembly: _transport.Assembly[ItemT],
+    ) -> tuple[ItemT, Generator[ItemT, None, None]]:
+        """The first item of the answer, and a generator of the rest, once an attempt has
+        given its first item: until then, a failure is retried, or the next model asked."""
+        call = resolve_call(self, messages, stop, kwargs, stream=True)
+        client = self._sync_client()
+        request = call.request
+
+        def open_stream(
+            model: str, failed: tuple[dict[str, Any], ...]
+        ) -> tuple[ItemT, Generator[ItemT, None, None]]:
+            items = _transport.stream_completion(client, request.for_model(model, failed), assembly)
+            return next(items), items
+
+        return call_with_retries(call, open_stream, sleep=self._sleep or time.sleep)
+
+    async def _aopen_stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        kwargs: dict[str, Any],
+        assembly: _transport.Assembly[ItemT],
+    ) -> tuple[ItemT, AsyncGenerator[ItemT, None]]:
+        """Async twin of ``_open_stream``."""
+        call = resolve_call(self, messages, stop, kwargs, stream=True)
+        client = self._async_client()
+        request = call.request
+
+        async def open_stream(
+            model: str, failed: tuple[dict[str, Any], ...]
+        ) -> tuple[ItemT, AsyncGenerator[ItemT, None]]:
+            items = _transport.astream_completion(
+                client, request.for_model(model, failed), assembly
+            )
+            return await items.__anext__(), items
+
+        return await acall_with_retries(call, open_stream, sleep=self._asleep or asyncio.sleep)
 
     if not TYPE_CHECKING:  # type checkers keep the base class's signature, which varies
 
