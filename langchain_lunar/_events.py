@@ -38,7 +38,7 @@ from langchain_lunar._media_out import AUDIO_INDEX
 from langchain_lunar._responses import PROVIDER
 from langchain_lunar._secrets import Secrets
 from langchain_lunar._sse import MAX_EVENT_BYTES
-from langchain_lunar._streaming import BaseAssembler
+from langchain_lunar._streaming import BaseAssembler, _Emitted, _RichDelta
 
 Event = dict[str, Any]
 """One protocol event (langchain-protocol's ``MessagesData``), as a plain dict."""
@@ -144,6 +144,16 @@ class EventAssembler(BaseAssembler[Item]):
             self._emit_text = text_delta
         return first
 
+    def _rich_chunks(self, rich: _RichDelta) -> _Emitted[Item]:
+        reasoning = None if self._with_chunks else rich.reasoning_only
+        if reasoning is None or self._pending_logprobs is not None:
+            return super()._rich_chunks(rich)
+        # A thinking model's token: as common as text, so made without a chunk too.
+        self._delivered = True
+        events: list[Event] = []
+        self._add_reasoning(events, reasoning)
+        return events[0] if len(events) == 1 else tuple(events)
+
     def _emit_chunks(
         self, chunks: list[ChatGenerationChunk]
     ) -> ChunkEvents | tuple[ChunkEvents, ...]:
@@ -165,8 +175,11 @@ class EventAssembler(BaseAssembler[Item]):
         usage = chunk.message.usage_metadata  # type: ignore[attr-defined]
         if usage:
             finish["usage"] = _copied_usage(usage)
-        if self._kwargs:
-            finish["additional_kwargs"] = self._kwargs
+        kwargs = self._kwargs
+        if self._reasoning:
+            kwargs = {"reasoning_content": "".join(self._reasoning), **kwargs}
+        if kwargs:
+            finish["additional_kwargs"] = kwargs
         events.append(finish)
         emitted.last = True
         return emitted
@@ -181,12 +194,13 @@ class EventAssembler(BaseAssembler[Item]):
             events.append(self._message_start())
         kwargs = message.additional_kwargs
         if kwargs:
-            self._kwargs = merge_dicts(self._kwargs, kwargs)
             reasoning = kwargs.get("reasoning_content")
             if reasoning:
-                self._reasoning.append(reasoning)
-                block = self._open(events, _REASONING, {"type": "reasoning", "reasoning": ""})
-                events.append(_delta(block, {"type": "reasoning-delta", "reasoning": reasoning}))
+                self._add_reasoning(events, reasoning)
+                # Joined once at the end: merged piece by piece, it would be copied per token.
+                kwargs = {k: v for k, v in kwargs.items() if k != "reasoning_content"}
+            if kwargs:
+                self._kwargs = merge_dicts(self._kwargs, kwargs)
         content = message.content
         position = 0  # of a block within the chunk's blocks (text first), as the bridge counts
         if type(content) is str:
@@ -214,6 +228,14 @@ class EventAssembler(BaseAssembler[Item]):
             return {"type": "reasoning", "reasoning": "".join(self._reasoning)}
         content = self._blocks[key].content
         return finished_tool_call(content) if content["type"] == "tool_call_chunk" else content
+
+    def _add_reasoning(self, events: list[Event], reasoning: str) -> None:
+        if not self._started:
+            self._started = True
+            events.append(self._message_start())
+        self._reasoning.append(reasoning)
+        block = self._open(events, _REASONING, {"type": "reasoning", "reasoning": ""})
+        events.append(_delta(block, {"type": "reasoning-delta", "reasoning": reasoning}))
 
     def _message_start(self) -> Event:
         return {

@@ -503,6 +503,24 @@ class _RichDelta:
         self.fields = message_fields(delta, streamed=True)
 
     @property
+    def reasoning_only(self) -> str | None:
+        """The reasoning text of a delta that carries nothing else (a thinking model's token),
+        else None."""
+        fields = self.fields
+        if (
+            self.content
+            or self.tool_call_chunks
+            or self.logprobs is not None
+            or fields.kwargs
+            or fields.images
+            or fields.audio is not None
+            or len(fields.reasoning_kwargs) != 1
+        ):
+            return None
+        reasoning: str | None = fields.reasoning_kwargs.get("reasoning_content")
+        return reasoning
+
+    @property
     def has_more_than_text(self) -> bool:
         return bool(
             self.fields.reasoning_kwargs

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -21,6 +22,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage
 from langchain_core.rate_limiters import InMemoryRateLimiter
 from langchain_core.tracers._streaming import _V2StreamingCallbackHandler
+from pydantic import ValidationError
 
 from langchain_lunar import ChatLunar, StreamChunkTimeoutError, StreamInterruptedError
 from langchain_lunar.testing import Audio, Fault, LocalLunarServer, Reply, ToolCall, WireStyle
@@ -37,8 +39,17 @@ pytestmark = pytest.mark.filterwarnings(
 class BridgedChatLunar(ChatLunar):
     """ChatLunar without the hooks: langchain-core converts ``_stream``'s chunks itself."""
 
-    _stream_chat_model_events = None
-    _astream_chat_model_events = None
+    # ClassVar: a plain `_name = None` would be a pydantic private attribute, and the hooks
+    # would stay.
+    _stream_chat_model_events: ClassVar[None] = None
+    _astream_chat_model_events: ClassVar[None] = None
+
+
+def test_the_bridged_model_has_no_hooks_so_langchain_core_converts_its_chunks() -> None:
+    bridged = BridgedChatLunar(model="m", base_url="http://127.0.0.1:9/v1")
+    for name in ("_stream_chat_model_events", "_astream_chat_model_events"):
+        assert getattr(bridged, name, None) is None
+        assert callable(getattr(ChatLunar, name))
 
 
 STYLES = (
@@ -115,7 +126,28 @@ def _comparable(message: AIMessage, *, audio_and_logprobs: bool = True) -> dict[
     if not audio_and_logprobs:
         metadata.pop("logprobs", None)
         fields["content"] = [b for b in fields["content"] if b.get("type") != "audio"]
+    fields["content"] = _timeless(fields["content"])
     return fields
+
+
+def _timeless(content: Any) -> Any:
+    """``content`` with each audio block's ``expires_at`` (set from the server's clock) left
+    out."""
+    if not isinstance(content, list):
+        return content
+    return [
+        {**b, "extras": {k: v for k, v in b["extras"].items() if k != "expires_at"}}
+        if isinstance(b, dict) and b.get("type") == "audio" and "extras" in b
+        else b
+        for b in content
+    ]
+
+
+def _json_but_no_object(arguments: Any) -> bool:
+    try:
+        return type(json.loads(arguments)) is not dict if isinstance(arguments, str) else False
+    except ValueError:
+        return False
 
 
 def _events(llm: ChatLunar, **kwargs: Any) -> tuple[list[dict[str, Any]], AIMessage]:
@@ -153,15 +185,21 @@ def test_every_scripted_reply_gives_a_valid_stream_that_assembles_as_the_bridge_
     assert _comparable(amessage) == _comparable(message)
     assert aevents[0]["id"] != events[0]["id"]  # each run's own message id
 
-    _, bridged_message = _events(bridged, **options)
-    assert _comparable(message, audio_and_logprobs=False) == _comparable(
-        bridged_message, audio_and_logprobs=False
-    )
+    if any(_json_but_no_object(call.arguments) for call in reply.tool_calls):
+        # The bridge makes a tool_call of them, which its own message refuses to hold.
+        with pytest.raises(ValidationError):
+            _events(bridged, **options)
+        assert not message.tool_calls or all(type(c["args"]) is dict for c in message.tool_calls)
+    else:
+        _, bridged_message = _events(bridged, **options)
+        assert _comparable(message, audio_and_logprobs=False) == _comparable(
+            bridged_message, audio_and_logprobs=False
+        )
     # What the bridge loses: the audio's pieces, every log probability but the last.
     added = merged(list(native.stream("hi", **options)))
-    audio_blocks = [b for b in message.content if b["type"] == "audio"]
+    audio_blocks = [b for b in _timeless(message.content) if b["type"] == "audio"]
     assert audio_blocks == [
-        b for b in added.content if isinstance(b, dict) and b["type"] == "audio"
+        b for b in _timeless(added.content) if isinstance(b, dict) and b["type"] == "audio"
     ]
     assert message.response_metadata.get("logprobs") == added.response_metadata.get("logprobs")
 
