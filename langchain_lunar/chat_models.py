@@ -359,8 +359,8 @@ class ChatLunar(BaseChatModel):
                 yield first
                 yield from rest
                 return
-            # Only the compat bridge of the event protocol (langchain-core 1.8 without
-            # `_stream_chat_model_events`) passes a run manager; it fires no token callbacks.
+            # Only langchain-core's compat bridge of the event protocol passes a run manager
+            # (for a model without `_stream_chat_model_events`); it fires no token callbacks.
             run_manager.on_llm_new_token(first.text, chunk=first)
             yield first
             for chunk in rest:
@@ -402,7 +402,7 @@ class ChatLunar(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[dict[str, Any]]:
-        """The answer as langchain-core's protocol events (langchain-core 1.8+ calls this for
+        """The answer as langchain-core's protocol events (langchain-core 1.7.5+ calls this for
         ``stream_events(version="v3")``, LangGraph's v3 events, and ``invoke`` with a v2
         streaming handler), made from the stream without a chunk per token; see ``_events``.
 
