@@ -2,8 +2,8 @@
 
 ``BaseAssembler`` checks and keeps what a stream says; ``StreamAssembler`` emits it as chunks,
 ``_events.EventAssembler`` as langchain-core's protocol events. It does no I/O, so the sync and
-async transports share it. Each event is handled once, on
-the per-token path, so the work there is kept to a few dict lookups and one message object.
+async transports share it. Each event is handled once, on the per-token path, so the work
+there is kept to a few dict lookups and one message object (or one event).
 
 What it guarantees:
 - a chunk is emitted only when it carries something the caller needs (text or a tool-call
