@@ -130,9 +130,11 @@ class ReturnedReasoning(NamedTuple):
                 for name in REASONING_FIELDS
                 if message.additional_kwargs.get(name)
             }
-            if not fields and reasoning_of(message):
+            if not fields:
                 # A v1 message may carry its reasoning in blocks only.
-                fields = {"reasoning_content": reasoning_of(message)}
+                reasoning = reasoning_of(message)
+                if reasoning:
+                    fields = {"reasoning_content": reasoning}
             if names and fields:
                 returned.append((index, names, fields))
         return cls(converted, tuple(returned))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -141,3 +142,8 @@ def load_example(path: Path, name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def streamed_tokens(text: str) -> list[str]:
+    """``text`` as the local server streams it: a word with the whitespace before it each."""
+    return re.findall(r"\s*\S+|\s+$", text)

@@ -8,7 +8,6 @@ or from ChatLunar's own hooks: they look at text, tool calls and results, never 
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -20,7 +19,7 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, Tool
 from langchain_lunar import ChatLunar
 from langchain_lunar.testing import LocalLunarServer
 
-from .helpers import load_example
+from .helpers import load_example, streamed_tokens
 
 pytest.importorskip("langchain.agents", reason='needs langchain (pip install -e ".[examples]")')
 if not hasattr(pytest.importorskip("langgraph.prebuilt"), "ToolCallTransformer"):
@@ -33,11 +32,6 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "langgraph_event
 WEATHER = "light snow, -3 °C"
 ANSWER = f"Tomorrow Oslo will have {WEATHER}, so yes: take a warm coat."
 CALL = {"name": "get_weather", "args": {"city": "Oslo"}, "id": "call_weather"}
-
-
-def _tokens(text: str) -> list[str]:
-    """``text`` as the local server streams it: a word with the whitespace before it each."""
-    return re.findall(r"\s*\S+|\s+$", text)
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +82,7 @@ def test_the_text_arrives_token_by_token(
     events, _ = streamed
     deltas = _of("text", events)
     assert len(deltas) > 1
-    assert deltas == _tokens(ANSWER)  # each word as the server sent it, in order
+    assert deltas == streamed_tokens(ANSWER)  # each word as the server sent it, in order
     assert "".join(deltas) == ANSWER
 
 

@@ -189,7 +189,8 @@ def test_every_scripted_reply_gives_a_valid_stream_that_assembles_as_the_bridge_
         # The bridge makes a tool_call of them, which its own message refuses to hold.
         with pytest.raises(ValidationError):
             _events(bridged, **options)
-        assert not message.tool_calls or all(type(c["args"]) is dict for c in message.tool_calls)
+        sent_as_text = {c.arguments for c in reply.tool_calls if _json_but_no_object(c.arguments)}
+        assert sent_as_text <= {c["args"] for c in message.invalid_tool_calls}
     else:
         _, bridged_message = _events(bridged, **options)
         assert _comparable(message, audio_and_logprobs=False) == _comparable(
@@ -424,3 +425,17 @@ def test_every_request_takes_a_rate_limiter_token(server: LocalLunarServer, way:
     )
     assert _v3(llm, way, []).text == "Third time."
     assert limiter.taken == 3  # langchain-core's for the first request, ChatLunar's for two
+
+
+@ways
+def test_a_key_the_server_echoes_reaches_no_event(way: str) -> None:
+    key = "sk-lunar-protocol-events-0123456789"
+    with LocalLunarServer(api_key=key, served_model=f"echo-{key}") as echoing:
+        echoing.script(REPLY)
+        llm = ChatLunar(model="m", base_url=echoing.base_url, api_key=key)
+        events: list[dict[str, Any]] = []
+        message = _v3(llm, way, events)
+    assert message.text == "It is sunny in Paris."
+    assert events[0]["metadata"]["model"] != "echo-" + key  # the served model, masked
+    assert key not in repr(events)
+    assert key not in repr(message)

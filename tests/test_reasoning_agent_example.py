@@ -8,7 +8,6 @@ the form it is asked for.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -19,16 +18,11 @@ import pytest
 from langchain_lunar import ChatLunar
 from langchain_lunar.testing import LocalLunarServer
 
-from .helpers import load_example
+from .helpers import load_example, streamed_tokens
 
 pytest.importorskip("langchain.agents", reason='needs langchain (pip install -e ".[examples]")')
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "reasoning_agent.py"
-
-
-def _tokens(text: str) -> list[str]:
-    """``text`` as the local server streams it: a word with the whitespace before it each."""
-    return re.findall(r"\s*\S+|\s+$", text)
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +82,8 @@ def test_the_agent_streams_token_by_token(
     thinking = [t.additional_kwargs["reasoning_content"] for t in tokens if t.additional_kwargs]
     text = [t.content for t in tokens if t.content]
     # Each word reaches the caller as a chunk of its own, as the server sent it.
-    assert thinking == [piece for step in steps for piece in _tokens(step.reasoning or "")]
-    assert text == [piece for step in steps for piece in _tokens(step.text)]
+    assert thinking == [piece for step in steps for piece in streamed_tokens(step.reasoning or "")]
+    assert text == [piece for step in steps for piece in streamed_tokens(step.text)]
     assert len(text) > 1
     # Each step's thinking comes before its text and its tool call.
     assert tokens[0].additional_kwargs["reasoning_content"] == thinking[0]
